@@ -1,0 +1,1 @@
+"""RabbitMQ access: connections across the broker nodes, and the topology."""

@@ -1,0 +1,1 @@
+"""The gateway: REST + SSE + metrics in front of the cluster; stateless."""

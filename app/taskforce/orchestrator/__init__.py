@@ -1,0 +1,1 @@
+"""The orchestrator: a pysyncobj Raft group whose leader alone schedules."""

@@ -1,0 +1,82 @@
+"""The Schedule, replicated by pysyncobj.
+
+pysyncobj's wire format is pickle, so the Raft port is remote code execution for anyone
+who can reach it without the password: a password is mandatory here, and the roles
+firewall the port to the orchestrator peers.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+
+from ..config import RaftConfig
+from .schedule import Schedule
+
+
+class ReplicatedSchedule(SyncObjConsumer):
+    """Replicated entry points into Schedule. pysyncobj applies them on its own thread; the
+    lock lets the leader's AMQP thread and the HTTP readers see a consistent state."""
+
+    def __init__(self, cfg: RaftConfig) -> None:
+        super().__init__()
+        self.lock = threading.RLock()
+        self.s = Schedule(cfg.backoff_base_s, cfg.backoff_max_s, cfg.retention_s, cfg.max_retained)
+
+    # pysyncobj pickles every attribute added after __init__ of the base; the lock cannot be.
+    def _serialize(self):
+        with self.lock:
+            return {"s": self.s}
+
+    def _deserialize(self, data):
+        with self.lock:
+            self.s = data["s"]
+
+    @replicated
+    def begin_epoch(self, epoch: int, leader: str) -> Any:
+        with self.lock:
+            return self.s.begin_epoch(epoch, leader)
+
+    @replicated
+    def apply(self, epoch: int, now: float, commands: list, events: list) -> Any:
+        with self.lock:
+            return self.s.apply(epoch, now, commands, events)
+
+    @replicated
+    def tick(self, epoch: int, now: float, expired: list) -> Any:
+        with self.lock:
+            return self.s.tick(epoch, now, expired)
+
+    @replicated
+    def outbox_ack(self, epoch: int, upto: int) -> Any:
+        with self.lock:
+            return self.s.outbox_ack(epoch, upto)
+
+
+def raft_conf(cfg: RaftConfig) -> SyncObjConf:
+    os.makedirs(cfg.data_dir, exist_ok=True)
+    return SyncObjConf(
+        password=cfg.password,
+        journalFile=os.path.join(cfg.data_dir, "journal.bin"),
+        fullDumpFile=os.path.join(cfg.data_dir, "dump.bin"),
+        # The 30 s default lets a leader that lost its majority act for half a minute.
+        leaderFallbackTimeout=cfg.leader_fallback_s,
+        dynamicMembershipChange=True,
+        autoTickPeriod=0.005,
+        appendEntriesPeriod=0.05,
+        raftMinTimeout=0.6,
+        raftMaxTimeout=1.4,
+        connectionTimeout=3.5,
+        logCompactionMinEntries=20000,
+        logCompactionMinTime=60,
+        # Forking for compaction doubles RSS on a big state; a thread is enough here.
+        useFork=False,
+    )
+
+
+def make_node(cfg: RaftConfig) -> tuple[SyncObj, ReplicatedSchedule]:
+    state = ReplicatedSchedule(cfg)
+    node = SyncObj(cfg.self, list(cfg.peers), raft_conf(cfg), consumers=[state])
+    return node, state

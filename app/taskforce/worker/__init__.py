@@ -1,0 +1,4 @@
+"""The Python worker SDK: register handlers by job type, then run."""
+from .sdk import Worker
+
+__all__ = ["Worker"]
