@@ -52,8 +52,11 @@ def sleep(payload, ctx):
 
 def fail(payload, ctx):
     _log_exec(ctx)
-    n = int((payload or {}).get("fail_times", 1 << 30))
-    if ctx.attempt <= n:
+    p = payload or {}
+    n = int(p.get("fail_times", 1 << 30))
+    # fail_generations (optional) limits the failures to the first G generations, so that an
+    # operator's retry of a dead job can be shown to succeed.
+    if ctx.attempt <= n and ctx.generation < int(p.get("fail_generations", 1 << 30)):
         raise PlannedFailure("planned failure")
     return {"attempt": ctx.attempt}
 
