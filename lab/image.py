@@ -26,7 +26,7 @@ BOOT_PACKAGES = (
 # install the same list with `apt state=present`, which is a no-op here.
 PACKAGES = (
     # what Ansible's modules need on a node
-    "python3-apt", "sudo", "acl", "procps",
+    "python3-apt", "sudo", "acl", "procps", "netbase",
     # what the roles deploy
     "nftables", "rabbitmq-server", "python3-venv", "openjdk-17-jre-headless",
     "curl", "ca-certificates",
