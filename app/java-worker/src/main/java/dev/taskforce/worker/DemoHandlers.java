@@ -18,7 +18,7 @@ import java.util.Map;
  * Logs go to stderr, so stdout carries these lines only.
  */
 public final class DemoHandlers {
-    private static final PrintStream OUT = System.out;
+    static volatile PrintStream out = System.out;
     private static final long CANCEL_CHECK_EVERY = 1L << 20;
 
     private DemoHandlers() {
@@ -53,9 +53,10 @@ public final class DemoHandlers {
             line.put("node", ctx.node());
             line.put("worker_id", ctx.workerId());
             String text = Json.line(line);
-            synchronized (OUT) {
-                OUT.println(text);
-                OUT.flush();
+            PrintStream to = out;
+            synchronized (to) {
+                to.println(text);
+                to.flush();
             }
             return h.handle(payload, ctx);
         };
