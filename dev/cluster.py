@@ -79,6 +79,7 @@ class Rabbit:
     base: Path
     port: int
     passwords: dict = field(default_factory=dict)
+    dist_port: int = field(default_factory=free_port)
 
     @property
     def node(self) -> str:
@@ -88,7 +89,7 @@ class Rabbit:
         e = dict(os.environ)
         e.update({
             "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.port + 20000), "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"), "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"), "HOME": str(self.base),
             "RABBITMQ_PID_FILE": str(self.base / "rabbit.pid"),

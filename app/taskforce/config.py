@@ -81,6 +81,7 @@ class Config(_Section):
         return value
 
 
+_SECTIONS = {"amqp", "raft", "gateway", "worker"}
 _LIST_KEYS = {"hosts", "peers", "orchestrators", "queues", "handlers"}
 
 
@@ -93,9 +94,11 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         parts = name[len("TASKFORCE_"):].lower().split("__")
         key = parts[-1]
         parsed: Any = [s.strip() for s in value.split(",") if s.strip()] if key in _LIST_KEYS else value
-        if len(parts) == 1:
+        # Only names that address a known key; TASKFORCE_URL, TASKFORCE_TOKEN and the like
+        # belong to clients and tests, not to service config.
+        if len(parts) == 1 and key == "node":
             out[key] = parsed
-        elif len(parts) == 2:
+        elif len(parts) == 2 and parts[0] in _SECTIONS:
             out.setdefault(parts[0], {})[key] = parsed
     return out
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Optional
 
 from ..amqp import topology as topo
-from ..amqp.connection import CONNECT_ERRORS, connect, dumps, props
+from ..amqp.connection import connect, dumps, props
 from ..config import AmqpConfig
 
 log = logging.getLogger("taskforce.gateway")
@@ -53,44 +53,67 @@ class Publisher:
             raise BrokerUnavailable("the broker did not confirm in time") from None
 
     def _run(self, idx: int) -> None:
-        conn = ch = None
-        down_until = 0.0
+        self._conn = self._ch = None
+        self._down_until = 0.0
         while not self._stop:
-            item = self.q.get()
+            try:
+                item = self.q.get(timeout=1.0)
+            except queue.Empty:
+                self._service_heartbeats()
+                continue
             if item is None:
                 break
             commands, fut = item
             if fut.done():   # the handler gave up waiting
                 continue
-            try:
-                if ch is None or not conn.is_open:
-                    if time.monotonic() < down_until:
-                        raise BrokerUnavailable("broker unreachable (recently failed)")
-                    try:
-                        conn = connect(self.cfg, f"{self.name}-pub{idx}")
-                    except ConnectionError as e:
-                        down_until = time.monotonic() + 1.0
-                        raise BrokerUnavailable(str(e)) from None
-                    ch = conn.channel()
-                    topo.declare_core(ch)
-                    ch.confirm_delivery()
-                    self.connected.set()
-                for c in commands:
-                    ch.basic_publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
-                fut.set_result(True)
-            except BrokerUnavailable as e:
-                self.connected.clear()
-                fut.set_exception(e)
-            except CONNECT_ERRORS + (Exception,) as e:
-                log.warning("publish failed: %r", e)
-                self.connected.clear()
+            # One retry on a fresh connection: a command that was published but whose confirm
+            # got lost is harmless to repeat, because the schedule ignores a known job id.
+            for attempt in (1, 2):
                 try:
-                    if conn is not None and conn.is_open:
-                        conn.close()
-                except Exception:
-                    pass
-                conn = ch = None
-                if not fut.done():
-                    fut.set_exception(BrokerUnavailable(f"publish failed: {e!r}"))
-        if conn is not None and conn.is_open:
-            conn.close()
+                    self._publish(idx, commands)
+                    fut.set_result(True)
+                    break
+                except BrokerUnavailable as e:
+                    self.connected.clear()
+                    fut.set_exception(e)
+                    break
+                except Exception as e:
+                    log.warning("publish failed (attempt %d): %r", attempt, e)
+                    self._drop()
+                    if attempt == 2:
+                        fut.set_exception(BrokerUnavailable(f"publish failed: {e!r}"))
+        self._drop()
+
+    def _publish(self, idx: int, commands: list[dict]) -> None:
+        if self._ch is None or not self._conn.is_open:
+            if time.monotonic() < self._down_until:
+                raise BrokerUnavailable("broker unreachable (recently failed)")
+            try:
+                self._conn = connect(self.cfg, f"{self.name}-pub{idx}")
+            except ConnectionError as e:
+                self._down_until = time.monotonic() + 1.0
+                raise BrokerUnavailable(str(e)) from None
+            self._ch = self._conn.channel()
+            topo.declare_core(self._ch)
+            self._ch.confirm_delivery()
+            self.connected.set()
+        for c in commands:
+            self._ch.basic_publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
+
+    def _service_heartbeats(self) -> None:
+        """A BlockingConnection only answers heartbeats when driven; an idle one would be dropped."""
+        if self._conn is not None and self._conn.is_open:
+            try:
+                self._conn.process_data_events(time_limit=0)
+            except Exception as e:
+                log.info("idle publisher connection lost: %r", e)
+                self._drop()
+
+    def _drop(self) -> None:
+        try:
+            if self._conn is not None and self._conn.is_open:
+                self._conn.close()
+        except Exception:
+            pass
+        self._conn = self._ch = None
+        self.connected.clear()
