@@ -9,7 +9,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The demo job types, with the same semantics as the Python worker's (taskforce.worker.demo),
+ * The demo job types, with the same semantics and defaults as the Python worker's
+ * (taskforce/worker/demo.py),
  * so that app/schemas/vectors/contract/ gives equal results in both languages; plus the
  * Java-only {@code jvm_info}.
  *
@@ -72,30 +73,37 @@ public final class DemoHandlers {
         return payload;
     }
 
-    /** sleep {seconds}: sleeps, then returns {"slept": seconds} with seconds exactly as given. */
+    /**
+     * sleep {seconds=1}: sleeps, reporting progress about once a second, and returns
+     * {"slept": seconds} as a float. Stops early with Cancelled if the job is cancelled.
+     */
     static Object sleep(JsonNode payload, JobContext ctx) throws InterruptedException {
-        JsonNode seconds = payload == null ? null : payload.get("seconds");
-        if (seconds == null || !seconds.isNumber() || seconds.asDouble() < 0) {
-            throw new IllegalArgumentException("sleep needs a payload {\"seconds\": <number >= 0>}");
-        }
-        long end = System.nanoTime() + Math.round(seconds.asDouble() * 1e9);
+        double seconds = number(fields(payload), "seconds", 1.0);
+        long end = System.nanoTime() + Math.round(seconds * 1e9);
+        int steps = 0;
         for (long left; (left = end - System.nanoTime()) > 0; ) {
-            ctx.checkCancelled();
-            long ms = Math.min(100, Math.max(1, left / 1_000_000));
-            Thread.sleep(ms);
+            if (ctx.cancelled()) {
+                throw new JobCancelledException("cancelled cooperatively");
+            }
+            Thread.sleep(Math.min(100, Math.max(1, left / 1_000_000)));
+            if (++steps % 10 == 0) {
+                ctx.progress(1 - Math.max(0, end - System.nanoTime()) / (seconds * 1e9));
+            }
         }
         ObjectNode out = Json.MAPPER.createObjectNode();
-        out.set("slept", seconds);
+        out.put("slept", seconds);
         return out;
     }
 
-    /** fail {fail_times: N}: raises "planned failure" while attempt <= N, then returns {"attempt": attempt}. */
+    /**
+     * fail {fail_times=2^30, fail_generations=2^30}: raises "planned failure" while
+     * attempt <= fail_times and generation < fail_generations; else returns {"attempt": attempt}.
+     */
     static Object fail(JsonNode payload, JobContext ctx) {
-        JsonNode n = payload == null ? null : payload.get("fail_times");
-        if (n == null || !n.canConvertToInt() || !n.isIntegralNumber()) {
-            throw new IllegalArgumentException("fail needs a payload {\"fail_times\": <integer>}");
-        }
-        if (ctx.attempt() <= n.asInt()) {
+        JsonNode p = fields(payload);
+        long failTimes = integer(p, "fail_times", 1L << 30);
+        long failGenerations = integer(p, "fail_generations", 1L << 30);
+        if (ctx.attempt() <= failTimes && ctx.generation() < failGenerations) {
             throw new RuntimeException("planned failure");
         }
         ObjectNode out = Json.MAPPER.createObjectNode();
@@ -103,20 +111,76 @@ public final class DemoHandlers {
         return out;
     }
 
-    /** cpu {n}: the sum of i*i for i in [0, n), exact however large (Python's int has no limit either). */
+    /** cpu {n=100000}: {"sum": sum of i*i for i in [0, n)}, exact however large (Python's int has no limit). */
     static Object cpu(JsonNode payload, JobContext ctx) {
-        JsonNode nn = payload == null ? null : payload.get("n");
-        if (nn == null || !nn.isIntegralNumber() || !nn.canConvertToLong()) {
-            throw new IllegalArgumentException("cpu needs a payload {\"n\": <integer>}");
-        }
+        long n = integer(fields(payload), "n", 100_000L);
         ObjectNode out = Json.MAPPER.createObjectNode();
-        Number sum = sumOfSquares(nn.asLong(), ctx);
+        Number sum = sumOfSquares(n, ctx);
         if (sum instanceof BigInteger big) {
             out.put("sum", big);
         } else {
             out.put("sum", sum.longValue());
         }
         return out;
+    }
+
+    /** The payload's fields, read the way Python's {@code (payload or {})} does: an empty or null payload has none. */
+    private static JsonNode fields(JsonNode payload) {
+        if (payload == null || payload.isNull() || payload.isMissingNode()
+                || (payload.isContainerNode() && payload.isEmpty())
+                || (payload.isTextual() && payload.textValue().isEmpty())
+                || (payload.isBoolean() && !payload.booleanValue())
+                || (payload.isNumber() && payload.doubleValue() == 0)) {
+            return Json.MAPPER.createObjectNode();
+        }
+        if (!payload.isObject()) {
+            throw new IllegalArgumentException("the payload must be a JSON object, got " + payload.getNodeType());
+        }
+        return payload;
+    }
+
+    /** Like Python's float(x): a number, or a string holding one. */
+    private static double number(JsonNode fields, String key, double dflt) {
+        JsonNode v = fields.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        if (v.isNumber()) {
+            return v.doubleValue();
+        }
+        if (v.isTextual()) {
+            try {
+                return Double.parseDouble(v.textValue().trim());
+            } catch (NumberFormatException e) {
+                // fall through to the error below
+            }
+        }
+        throw new IllegalArgumentException("'" + key + "' must be a number, got " + v);
+    }
+
+    /** Like Python's int(x): a number (truncated), or a string holding an integer. */
+    private static long integer(JsonNode fields, String key, long dflt) {
+        JsonNode v = fields.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        if (v.isNumber() && (v.canConvertToLong() || v.isFloatingPointNumber())) {
+            double d = v.doubleValue();
+            if (v.isIntegralNumber()) {
+                return v.longValue();
+            }
+            if (Math.abs(d) < 9.0e18) {
+                return (long) d;
+            }
+        }
+        if (v.isTextual()) {
+            try {
+                return Long.parseLong(v.textValue().trim());
+            } catch (NumberFormatException e) {
+                // fall through to the error below
+            }
+        }
+        throw new IllegalArgumentException("'" + key + "' must be an integer, got " + v);
     }
 
     static Number sumOfSquares(long n, JobContext ctx) {

@@ -123,6 +123,20 @@ final class LaneBuffer {
         }
     }
 
+    /** What is buffered now, highest lane first, without removing it. */
+    List<InboundJob> snapshot() {
+        lock.lock();
+        try {
+            List<InboundJob> out = new ArrayList<>();
+            for (Lane lane : Lane.values()) {
+                out.addAll(lanes.get(lane));
+            }
+            return out;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     int size() {
         lock.lock();
         try {

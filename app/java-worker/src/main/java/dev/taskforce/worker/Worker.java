@@ -195,11 +195,27 @@ public final class Worker {
     private void heartbeat() {
         try {
             JsonNode hb = Events.heartbeat(me, types(), config.worker().queues(), config.worker().slots(),
-                    runner.inFlight(), startedAt);
+                    inFlight(), startedAt);
             transport.publishHeartbeat(hb);
         } catch (RuntimeException e) {
             log.debug("heartbeat failed: {}", e.toString());
         }
+    }
+
+    /** Running jobs, then buffered ones: everything this worker holds unacked (as the Python worker reports). */
+    List<String> inFlight() {
+        java.util.LinkedHashSet<String> ids = new java.util.LinkedHashSet<>(runner.inFlight());
+        for (InboundJob j : buffer.snapshot()) {
+            try {
+                JsonNode id = Json.MAPPER.readTree(j.body()).path("id");
+                if (id.isTextual() && JobMessage.JOB_ID.matcher(id.textValue()).matches()) {
+                    ids.add(id.textValue());
+                }
+            } catch (IOException e) {
+                // malformed: it will be dead-lettered, and it is no job anyone waits for
+            }
+        }
+        return new ArrayList<>(ids);
     }
 
     private List<String> types() {

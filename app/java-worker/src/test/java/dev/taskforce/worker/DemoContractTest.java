@@ -51,6 +51,7 @@ class DemoContractTest {
         String id = "contract-" + file.getFileName().toString().replace(".json", "").replaceAll("[^A-Za-z0-9_-]", "_");
         ObjectNode msg = Jobs.message(id, vector.get("type").asText(), vector.get("payload"));
         msg.put("attempt", vector.get("attempt").asInt());
+        msg.put("generation", vector.path("generation").asInt(0));
         msg.put("max_attempts", 10);
         if (vector.has("timeout_s")) {
             msg.set("timeout_s", vector.get("timeout_s"));
@@ -127,17 +128,26 @@ class DemoContractTest {
     }
 
     @Test
-    void badDemoPayloadsFailInsteadOfGuessing() {
+    void sleepReportsProgressAndStopsOnCancel() throws Exception {
         StubTransport stub = new StubTransport();
         JobRunner r = new JobRunner(ME, DemoHandlers.all(), stub, new Cancellations(10));
-        r.process(Jobs.delivery(Jobs.message("bad1", "cpu", Jobs.obj("{\"n\":\"many\"}"))));
-        r.process(Jobs.delivery(Jobs.message("bad2", "sleep", Jobs.obj("{}"))));
-        r.process(Jobs.delivery(Jobs.message("bad3", "fail", Jobs.obj("null"))));
-        for (String id : List.of("bad1", "bad2", "bad3")) {
-            JsonNode t = stub.terminalFor(id);
-            assertEquals("failed", t.get("kind").asText(), id);
-            assertEquals("IllegalArgumentException", t.at("/error/type").asText(), id);
+        try {
+            r.process(Jobs.delivery(Jobs.message("s1", "sleep", Jobs.obj("{\"seconds\": 1.2}"))));
+            List<String> kinds = stub.eventsFor("s1").stream().map(e -> e.get("kind").asText()).toList();
+            assertEquals(List.of("started", "progress", "succeeded"), kinds);
+            assertEquals(1.2, stub.terminalFor("s1").at("/result/slept").asDouble());
+
+            Thread t = new Thread(() -> r.process(Jobs.delivery(Jobs.message("s2", "sleep", Jobs.obj("{\"seconds\": 30}")))));
+            t.start();
+            long deadline = System.currentTimeMillis() + 5_000;
+            while (!r.inFlight().contains("s2") && System.currentTimeMillis() < deadline) {
+                Thread.sleep(5);
+            }
+            r.cancel(List.of("s2"));
+            t.join(5_000);
+            assertEquals("Cancelled", stub.terminalFor("s2").at("/error/type").asText());
+        } finally {
+            r.shutdownNow();
         }
-        r.shutdownNow();
     }
 }
