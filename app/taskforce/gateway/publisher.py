@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Optional
 
 from ..amqp import topology as topo
+from ..amqp.confirms import ConfirmBatch
 from ..amqp.connection import connect, dumps, props
 from ..config import AmqpConfig
 
@@ -63,26 +64,44 @@ class Publisher:
                 continue
             if item is None:
                 break
-            commands, fut = item
-            if fut.done():   # the handler gave up waiting
+            # Group commit: whatever else is waiting goes out in the same confirm round trip.
+            group = [item]
+            while len(group) < 256:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stop = True
+                    break
+                group.append(nxt)
+            group = [(cmds, fut) for cmds, fut in group if not fut.done()]
+            if not group:
                 continue
             # One retry on a fresh connection: a command that was published but whose confirm
             # got lost is harmless to repeat, because the schedule ignores a known job id.
             for attempt in (1, 2):
                 try:
-                    self._publish(idx, commands)
-                    fut.set_result(True)
+                    self._publish(idx, [c for cmds, _ in group for c in cmds])
+                    for _, fut in group:
+                        if not fut.done():
+                            fut.set_result(True)
                     break
                 except BrokerUnavailable as e:
-                    self.connected.clear()
-                    fut.set_exception(e)
+                    self._fail(group, e)
                     break
                 except Exception as e:
                     log.warning("publish failed (attempt %d): %r", attempt, e)
                     self._drop()
                     if attempt == 2:
-                        fut.set_exception(BrokerUnavailable(f"publish failed: {e!r}"))
+                        self._fail(group, BrokerUnavailable(f"publish failed: {e!r}"))
         self._drop()
+
+    def _fail(self, group, exc: Exception) -> None:
+        self.connected.clear()
+        for _, fut in group:
+            if not fut.done():
+                fut.set_exception(exc)
 
     def _publish(self, idx: int, commands: list[dict]) -> None:
         if self._ch is None or not self._conn.is_open:
@@ -93,12 +112,13 @@ class Publisher:
             except ConnectionError as e:
                 self._down_until = time.monotonic() + 1.0
                 raise BrokerUnavailable(str(e)) from None
-            self._ch = self._conn.channel()
-            topo.declare_core(self._ch)
-            self._ch.confirm_delivery()
+            ch = self._conn.channel()
+            topo.declare_core(ch)
+            self._ch = ConfirmBatch(self._conn, ch)
             self.connected.set()
         for c in commands:
-            self._ch.basic_publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
+            self._ch.publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
+        self._ch.wait(timeout=10.0)
 
     def _service_heartbeats(self) -> None:
         """A BlockingConnection only answers heartbeats when driven; an idle one would be dropped."""

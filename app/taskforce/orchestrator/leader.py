@@ -19,6 +19,7 @@ from pysyncobj import SyncObj
 from pysyncobj.syncobj import SyncObjException
 
 from ..amqp import topology as topo
+from ..amqp.confirms import ConfirmBatch
 from ..amqp.connection import connect, dumps, props
 from ..config import Config
 from ..crdt import LWWMap
@@ -98,8 +99,7 @@ class Leader:
         ch.basic_consume(topo.COMMANDS, self._on_command)
         ch.basic_consume(topo.ORCH_EVENTS_Q, self._on_event)
         self.ch = ch
-        self.pub = self.conn.channel()
-        self.pub.confirm_delivery()
+        self.pub = ConfirmBatch(self.conn)
         self.evpub = self.conn.channel()   # events and control: no confirm, see _pump
         last_tick = 0.0
         batch_started = 0.0
@@ -115,7 +115,7 @@ class Leader:
                 batch_started = 0.0
             elif not self.pending and self.last_tag > self.acked_tag:
                 # Only heartbeats (or dead-lettered input) since the last commit: nothing to wait for.
-                self._ack()
+                self._ack(self.last_tag)
             if now - last_tick >= TICK_S:
                 self._commit(self.state.tick, self.epoch, now, self._expired(now))
                 last_tick = now
@@ -159,20 +159,24 @@ class Leader:
     def _dead_letter(self, body: bytes, reason: str, source: str) -> None:
         # Unparseable input must not wedge the queue nor be lost: park it in tf.dead with why.
         log.warning("dead-lettering a message from %s: %s", source, reason)
-        self.pub.basic_publish(topo.DLX, topo.DEAD_Q, body,
-                               props({"x-taskforce-reason": reason, "x-taskforce-source": source}))
+        self.pub.publish(topo.DLX, topo.DEAD_Q, body,
+                         props({"x-taskforce-reason": reason, "x-taskforce-source": source}))
 
     def _commit_batch(self, now: float) -> None:
-        cmds = [m for k, m in self.pending if k == "cmd"]
-        evts = [m for k, m in self.pending if k == "evt"]
+        batch, tag = self.pending, self.last_tag
+        self.pending = []
+        cmds = [m for k, m in batch if k == "cmd"]
+        evts = [m for k, m in batch if k == "evt"]
         self._commit(self.state.apply, self.epoch, now, cmds, evts)
-        # Only now is it safe to ack: everything up to last_tag is in the committed log.
-        self.pending.clear()
-        self._ack()
+        # Only now is it safe to ack: everything up to `tag` is in the committed log.
+        self._ack(tag)
 
-    def _ack(self) -> None:
-        self.ch.basic_ack(self.last_tag, multiple=True)
-        self.acked_tag = self.last_tag
+    def _ack(self, tag: int) -> None:
+        # Waiting for confirms lets pika deliver more messages; their tags are above `tag`
+        # and stay unacked until their own batch commits.
+        self.pub.wait(self.raft.commit_timeout_s)   # dead-lettered input must be safe first
+        self.ch.basic_ack(tag, multiple=True)
+        self.acked_tag = tag
 
     # ---- deadlines ------------------------------------------------------------------------------
     def _expired(self, now: float) -> list[tuple[str, int, int]]:
@@ -209,9 +213,9 @@ class Leader:
                     topo.declare_lanes(self.ch, data["queue"])
                     self.lanes_declared.update(topo.lane_names(data["queue"]))
                 msg = {k: v for k, v in data.items() if k != "lane_queue"}
-                self.pub.basic_publish(topo.JOBS_X, q, dumps(msg), props(), mandatory=True)
+                self.pub.publish(topo.JOBS_X, q, dumps(msg), props(), mandatory=True)
             elif kind == DEAD:
-                self.pub.basic_publish(topo.DLX, topo.DEAD_Q, dumps(data["job"]),
+                self.pub.publish(topo.DLX, topo.DEAD_Q, dumps(data["job"]),
                                        props({"x-taskforce-reason": data["reason"], "x-taskforce-source": "orchestrator"}))
             elif kind == EVENT:
                 # Events feed gateway views, which merge through the status lattice, so a replay
@@ -219,5 +223,7 @@ class Leader:
                 self.evpub.basic_publish(topo.EVENTS_X, f"job.{data['phase']}", dumps(data), props())
             elif kind == CONTROL:
                 self.evpub.basic_publish(topo.CONTROL_X, "", dumps(data), props())
-            self.published_upto = seq
+            upto = seq
+        self.pub.wait(self.raft.commit_timeout_s)
+        self.published_upto = upto
         self._commit(self.state.outbox_ack, self.epoch, self.published_upto)

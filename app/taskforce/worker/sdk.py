@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 import pika
 
 from ..amqp import topology as topo
+from ..amqp.confirms import ConfirmBatch, PublishFailed
 from ..amqp.connection import CONNECT_ERRORS, connect_forever, dumps, props
 from ..config import Config, WorkerConfig, load
 from ..model import LANES, JOB_ID_RE
@@ -107,7 +108,7 @@ class Worker:
                     break
                 try:
                     self._serve(conn)
-                except CONNECT_ERRORS as e:
+                except CONNECT_ERRORS + (PublishFailed,) as e:
                     log.warning("lost the broker (%r); running jobs will be redelivered; reconnecting", e)
                     self._abandon_all()
                 finally:
@@ -130,7 +131,9 @@ class Worker:
     def _serve(self, conn: pika.BlockingConnection) -> None:
         ch = conn.channel()
         topo.declare_core(ch)
-        ch.basic_qos(prefetch_count=self.wcfg.prefetch)   # per consumer: each lane has its own window
+        # Per consumer, so each lane has its own window. Running jobs stay unacked, so the window
+        # is every slot plus `prefetch` waiting; a lane can never starve the slots of another.
+        ch.basic_qos(prefetch_count=self.wcfg.slots + self.wcfg.prefetch)
         self.tags = []
         for q in self.wcfg.queues:
             for name in topo.declare_lanes(ch, q):
@@ -140,15 +143,16 @@ class Worker:
         ch.queue_bind(ctl, topo.CONTROL_X)
         ch.basic_consume(ctl, self._on_control, auto_ack=True)
         self.ch = ch
-        self.pub = conn.channel()
-        self.pub.confirm_delivery()
+        self.pub = ConfirmBatch(conn)
         self.ev = conn.channel()
+        self.to_ack: list[int] = []
         last_hb = 0.0
         drain_deadline = None
         while True:
             conn.process_data_events(time_limit=0)
             self._collect(timeout=0.01)
             self._enforce_timeouts()
+            self._flush()
             if self.draining:
                 if drain_deadline is None:
                     drain_deadline = time.monotonic() + self.wcfg.grace_s
@@ -174,9 +178,9 @@ class Worker:
             job = parse_job(body)
         except BadJob as e:
             log.warning("dead-lettering a malformed message from %s: %s", source, e)
-            self.pub.basic_publish(topo.DLX, topo.DEAD_Q, body,
-                                   props({"x-taskforce-reason": str(e), "x-taskforce-source": source}))
-            self.ch.basic_ack(method.delivery_tag)
+            self.pub.publish(topo.DLX, topo.DEAD_Q, body,
+                             props({"x-taskforce-reason": str(e), "x-taskforce-source": source}))
+            self.to_ack.append(method.delivery_tag)
             return
         self.buffer.append((LANE_RANK[lane], time.monotonic(), job, method.delivery_tag))
 
@@ -244,10 +248,19 @@ class Worker:
                                                         "message": f"handler ran past timeout_s={job['timeout_s']}"})
 
     def _finish(self, job: dict, tag: Any, kind: str, **extra) -> None:
-        # Confirmed publish first, ack after: a crash in between means a redelivery, never a loss.
         self._event(job, kind, confirm=True, **extra)
-        self.ch.basic_ack(tag)
+        self.to_ack.append(tag)
         self.executed += 1
+
+    def _flush(self) -> None:
+        """Confirmed publish first, ack after: a crash in between means a redelivery, never a loss.
+        Results that finished together share one confirm round trip."""
+        if not self.to_ack:
+            return
+        self.pub.wait(timeout=30)
+        for tag in self.to_ack:
+            self.ch.basic_ack(tag)
+        self.to_ack.clear()
 
     def _hand_back_buffer(self) -> None:
         for _, _, _, tag in self.buffer:
@@ -271,8 +284,10 @@ class Worker:
         msg = {"v": 1, "kind": kind, "job_id": job["id"], "attempt": job["attempt"],
                "generation": job.get("generation", 0), "worker_id": self.worker_id, "node": self.node,
                "lang": "python", "ts": time.time(), **extra}
-        ch = self.pub if confirm else self.ev
-        ch.basic_publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
+        if confirm:
+            self.pub.publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
+        else:
+            self.ev.basic_publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
 
     def _heartbeat(self) -> None:
         in_flight = [s.job["id"] for s in self.slots if s.busy] + [b[2]["id"] for b in self.buffer]

@@ -1,0 +1,69 @@
+"""Pipelined publisher confirms on a BlockingConnection.
+
+pika's blocking channel waits for each confirm before the next publish, which on quorum
+queues (every confirm waits for a replicated, fsynced write) caps a publisher at a few
+hundred messages a second. This publishes a batch, then waits once for all of its confirms:
+the same guarantee, one round trip per batch instead of per message.
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import pika
+import pika.spec
+
+
+class PublishFailed(Exception):
+    """The broker nacked, returned (unroutable) or did not confirm a message in time."""
+
+
+class ConfirmBatch:
+    def __init__(self, conn: pika.BlockingConnection, ch=None) -> None:
+        self.conn = conn
+        self.ch = ch or conn.channel()
+        # The blocking wrapper has no batch mode; the channel underneath has.
+        self._impl = self.ch._impl
+        self._pending: set[int] = set()
+        self._tag = 0
+        self._nacked = 0
+        self._returned = 0
+        ready: list[bool] = []
+        self._impl.confirm_delivery(self._on_confirm, callback=lambda _f: ready.append(True))
+        self._impl.add_on_return_callback(self._on_return)
+        while not ready:
+            conn.process_data_events(time_limit=0.05)
+
+    def _on_confirm(self, frame) -> None:
+        m = frame.method
+        tags = [t for t in self._pending if t <= m.delivery_tag] if m.multiple else [m.delivery_tag]
+        for t in tags:
+            self._pending.discard(t)
+        if isinstance(m, pika.spec.Basic.Nack):
+            self._nacked += len(tags)
+
+    def _on_return(self, *_args) -> None:
+        self._returned += 1
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties,
+                mandatory: bool = False) -> None:
+        self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
+        self._tag += 1
+        self._pending.add(self._tag)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Return once everything published so far is confirmed; raise if any was not."""
+        end = time.monotonic() + timeout
+        while self._pending:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise PublishFailed(f"{len(self._pending)} publishes not confirmed within {timeout}s")
+            self.conn.process_data_events(time_limit=min(0.05, left))
+        nacked, returned = self._nacked, self._returned
+        self._nacked = self._returned = 0
+        if nacked or returned:
+            raise PublishFailed(f"broker refused {nacked} and could not route {returned} messages")
