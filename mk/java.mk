@@ -11,7 +11,7 @@
 JAVA_WORKER_DIR ?= app/java-worker
 JAVA_JAR        ?= build/taskforce-worker.jar
 MVN             ?= mvn
-MVN_FLAGS       ?= -B -q -Dstyle.color=never
+MVN_FLAGS       ?= -B -q
 JAVA_OFFLINE    ?=
 PYTHON          ?= .venv/bin/python
 
