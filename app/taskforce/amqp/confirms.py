@@ -7,7 +7,6 @@ the same guarantee, one round trip per batch instead of per message.
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import pika
@@ -31,8 +30,7 @@ class ConfirmBatch:
         ready: list[bool] = []
         self._impl.confirm_delivery(self._on_confirm, callback=lambda _f: ready.append(True))
         self._impl.add_on_return_callback(self._on_return)
-        while not ready:
-            conn.process_data_events(time_limit=0.05)
+        conn._flush_output(lambda: bool(ready))
 
     def _on_confirm(self, frame) -> None:
         m = frame.method
@@ -57,12 +55,19 @@ class ConfirmBatch:
 
     def wait(self, timeout: float = 10.0) -> None:
         """Return once everything published so far is confirmed; raise if any was not."""
-        end = time.monotonic() + timeout
-        while self._pending:
-            left = end - time.monotonic()
-            if left <= 0:
+        if self._pending:
+            expired: list[bool] = []
+            # process_data_events(time_limit) would sleep out its whole limit, because these
+            # callbacks live below the blocking layer; _flush_output returns as soon as the
+            # last confirm arrives, and the timer bounds the wait.
+            impl = self.conn._impl
+            timer = impl._adapter_call_later(timeout, lambda: expired.append(True))
+            try:
+                self.conn._flush_output(lambda: not self._pending, lambda: bool(expired))
+            finally:
+                impl._adapter_remove_timeout(timer)
+            if self._pending:
                 raise PublishFailed(f"{len(self._pending)} publishes not confirmed within {timeout}s")
-            self.conn.process_data_events(time_limit=min(0.05, left))
         nacked, returned = self._nacked, self._returned
         self._nacked = self._returned = 0
         if nacked or returned:

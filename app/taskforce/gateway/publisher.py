@@ -33,6 +33,7 @@ class Publisher:
         self.q: "queue.Queue[Optional[tuple[list[dict], Future]]]" = queue.Queue()
         self.connected = threading.Event()
         self._stop = False
+        self._local = threading.local()   # each thread owns one connection: pika is not thread-safe
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True, name=f"publisher-{i}")
                          for i in range(threads)]
 
@@ -54,8 +55,8 @@ class Publisher:
             raise BrokerUnavailable("the broker did not confirm in time") from None
 
     def _run(self, idx: int) -> None:
-        self._conn = self._ch = None
-        self._down_until = 0.0
+        self._local.conn = self._local.ch = None
+        self._local.down_until = 0.0
         while not self._stop:
             try:
                 item = self.q.get(timeout=1.0)
@@ -104,36 +105,36 @@ class Publisher:
                 fut.set_exception(exc)
 
     def _publish(self, idx: int, commands: list[dict]) -> None:
-        if self._ch is None or not self._conn.is_open:
-            if time.monotonic() < self._down_until:
+        if self._local.ch is None or not self._local.conn.is_open:
+            if time.monotonic() < self._local.down_until:
                 raise BrokerUnavailable("broker unreachable (recently failed)")
             try:
-                self._conn = connect(self.cfg, f"{self.name}-pub{idx}")
+                self._local.conn = connect(self.cfg, f"{self.name}-pub{idx}")
             except ConnectionError as e:
-                self._down_until = time.monotonic() + 1.0
+                self._local.down_until = time.monotonic() + 1.0
                 raise BrokerUnavailable(str(e)) from None
-            ch = self._conn.channel()
+            ch = self._local.conn.channel()
             topo.declare_core(ch)
-            self._ch = ConfirmBatch(self._conn, ch)
+            self._local.ch = ConfirmBatch(self._local.conn, ch)
             self.connected.set()
         for c in commands:
-            self._ch.publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
-        self._ch.wait(timeout=10.0)
+            self._local.ch.publish("", topo.COMMANDS, dumps(c), props(), mandatory=True)
+        self._local.ch.wait(timeout=10.0)
 
     def _service_heartbeats(self) -> None:
         """A BlockingConnection only answers heartbeats when driven; an idle one would be dropped."""
-        if self._conn is not None and self._conn.is_open:
+        if self._local.conn is not None and self._local.conn.is_open:
             try:
-                self._conn.process_data_events(time_limit=0)
+                self._local.conn.process_data_events(time_limit=0)
             except Exception as e:
                 log.info("idle publisher connection lost: %r", e)
                 self._drop()
 
     def _drop(self) -> None:
         try:
-            if self._conn is not None and self._conn.is_open:
-                self._conn.close()
+            if self._local.conn is not None and self._local.conn.is_open:
+                self._local.conn.close()
         except Exception:
             pass
-        self._conn = self._ch = None
+        self._local.conn = self._local.ch = None
         self.connected.clear()
