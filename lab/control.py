@@ -151,7 +151,7 @@ def remove(settings: Settings, name: str, progress: Progress) -> LabState:
         node = lab.get(name)
         clean = nodes.shutdown(settings, name, node.pid)
         progress.say(f"{name}: stopped ({'clean' if clean else 'forced'})")
-        nodes.remove_cgroup(settings, name)
+        nodes.remove_cgroups(settings, name)
         shutil.rmtree(nodes.node_dir(settings, name), ignore_errors=True)
         lab.nodes.remove(node)
         state.save(settings.state_file, lab)
@@ -201,12 +201,7 @@ def down(settings: Settings, progress: Progress) -> None:
             for name, result in results.items():
                 progress.say(f"{name}: stopped ({'clean' if result.result() else 'forced'})")
         for node in lab.nodes:
-            nodes.remove_cgroup(settings, node.name)
-        if nodes.freezer_dir(settings, "x") is not None:
-            try:
-                nodes.freezer_dir(settings, "x").parent.rmdir()
-            except OSError:
-                pass
+            nodes.remove_cgroups(settings, node.name)
         if hostnet.remove_table(settings):
             progress.say(f"nft table inet {settings.nft_table}: deleted")
         if hostnet.remove_bridge(settings):

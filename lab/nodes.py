@@ -23,7 +23,12 @@ from lab import sh
 from lab.settings import Settings
 from lab.topology import Node
 
-FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+FREEZER_ROOT = CGROUP_ROOT / "freezer"
+# Hierarchies in which each node gets a cgroup of its own. Without its own
+# name=systemd (and unified) cgroup, every node's systemd would share one
+# `/payload` subtree and they would remove each other's service cgroups.
+NODE_HIERARCHIES = ("freezer", "systemd", "unified")
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
 
@@ -98,11 +103,40 @@ def freezer_dir(settings: Settings, name: str) -> Path | None:
     return FREEZER_ROOT / settings.nft_table / name
 
 
-def _join_cgroup(cgroup: Path | None):
+def node_cgroups(settings: Settings, name: str) -> list[Path]:
+    """The node's own cgroup in each mounted hierarchy that needs one."""
+    found = []
+    for hierarchy in NODE_HIERARCHIES:
+        root = CGROUP_ROOT / hierarchy
+        if (root / "cgroup.procs").exists():
+            found.append(root / settings.nft_table / name)
+    if not found and (CGROUP_ROOT / "cgroup.controllers").exists():
+        # A pure cgroup v2 host: one hierarchy at the root.
+        found.append(CGROUP_ROOT / settings.nft_table / name)
+    return found
+
+
+def _join_cgroups(cgroups: list[Path]):
     def join() -> None:
-        if cgroup is not None:
+        for cgroup in cgroups:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
     return join
+
+
+def _rmdir_tree(path: Path) -> None:
+    """Remove a cgroup and its children, deepest first (cgroupfs needs rmdir)."""
+    if not path.is_dir():
+        return
+    for current, dirs, _files in os.walk(path, topdown=False):
+        for child in dirs:
+            try:
+                os.rmdir(os.path.join(current, child))
+            except OSError:
+                pass
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def nspawn_command(settings: Settings, node: Node, rootfs: Path) -> list[str]:
@@ -126,15 +160,19 @@ def start(settings: Settings, node: Node, rootfs: Path) -> int:
     # A power cut leaves nspawn's overlay work directory behind.
     for leftover in home.glob(".#*"):
         shutil.rmtree(leftover, ignore_errors=True)
+    cgroups = node_cgroups(settings, node.name)
+    for cgroup in cgroups:
+        # What a previous boot of this node left behind (after a power cut).
+        _rmdir_tree(cgroup)
+        cgroup.mkdir(parents=True, exist_ok=True)
     cgroup = freezer_dir(settings, node.name)
     if cgroup is not None:
-        cgroup.mkdir(parents=True, exist_ok=True)
         (cgroup / "freezer.state").write_text("THAWED")
     with open(home / "console.log", "ab") as console:
         proc = subprocess.Popen(
             nspawn_command(settings, node, rootfs),
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_join_cgroup(cgroup), close_fds=True)
+            start_new_session=True, preexec_fn=_join_cgroups(cgroups), close_fds=True)
     return proc.pid
 
 
@@ -277,11 +315,11 @@ def memory_kb(settings: Settings, name: str, pid: int | None) -> int:
     return total
 
 
-def remove_cgroup(settings: Settings, name: str) -> None:
-    cgroup = freezer_dir(settings, name)
-    if cgroup is not None and cgroup.exists():
+def remove_cgroups(settings: Settings, name: str) -> None:
+    for cgroup in node_cgroups(settings, name):
+        _rmdir_tree(cgroup)
         try:
-            cgroup.rmdir()
+            cgroup.parent.rmdir()  # the lab's own parent, once it is empty
         except OSError:
             pass
 
