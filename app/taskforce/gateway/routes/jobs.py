@@ -32,6 +32,20 @@ def job_id(principal: Principal, key: Optional[str]) -> str:
     return uuid.uuid4().hex
 
 
+def route(request: Request, spec: JobSpec) -> JobSpec:
+    """Routing by capability: a job that names no queue goes to `default` unless no live worker
+    on `default` serves its type; then to a queue whose workers do (seen in their heartbeats)."""
+    if "queue" in spec.model_fields_set:
+        return spec
+    queues: set[str] = set()
+    for hb in request.app.state.feed.worker_list(time.time()):
+        if hb["alive"] and spec.type in (hb.get("types") or []):
+            queues.update(hb.get("queues") or [])
+    if queues and "default" not in queues:
+        return spec.model_copy(update={"queue": sorted(queues)[0]})
+    return spec
+
+
 def command_for(spec: JobSpec, jid: str, now: float) -> dict:
     job = spec.model_dump()
     job.update(id=jid, submitted_at=now)
@@ -57,6 +71,7 @@ async def submit(spec: JobSpec, request: Request,
                  idempotency_key: Optional[str] = Header(default=None, max_length=200),
                  principal: Principal = Depends(require("submit"))):
     check_payload(request, spec)
+    spec = route(request, spec)
     jid = job_id(principal, idempotency_key)
     now = time.time()
     t0 = time.perf_counter()
@@ -85,6 +100,7 @@ async def submit_batch(batch: BatchSpec, request: Request,
         if len(json.dumps(spec.payload, separators=(",", ":"))) > limit:
             results.append(BatchItem(index=i, status=413, error=f"payload over {limit} bytes"))
             continue
+        spec = route(request, spec)
         jid = job_id(principal, f"{idempotency_key}/{i}" if idempotency_key else None)
         commands.append(command_for(spec, jid, now))
         ids.append((i, jid, spec))
