@@ -66,6 +66,28 @@ def test_worker_kill_mid_job_completes_elsewhere(cluster):
         cluster.wait_workers(cluster.n_workers + cluster.n_java)
 
 
+def test_sigterm_drains_a_worker_gracefully(cluster):
+    victim = cluster.procs["worker1"]
+    other = cluster.procs["worker2"]
+    other.signal(signal.SIGSTOP)   # make sure worker1 takes the jobs
+    try:
+        ids = [submit(cluster, {"type": "sleep", "payload": {"seconds": 2}, "queue": "python"}) for _ in range(6)]
+        wait_for(lambda: sum(get(cluster, i)["status"] == "running" for i in ids) >= 4, what="worker1 busy")
+        victim.popen.send_signal(signal.SIGTERM)
+        rc = victim.popen.wait(30)
+    finally:
+        other.signal(signal.SIGCONT)
+    assert rc == 0
+    done = cluster.wait_terminal(ids, 60)
+    assert {r["status"] for r in done.values()} == {"succeeded"}
+    # the running ones finished on worker1; what it held but had not started was handed back
+    finished_by = {r["attempts"][-1]["node"] for r in done.values()}
+    assert "w1" in finished_by
+    assert all(len(r["attempts"]) == 1 for r in done.values()), "a drained job must not run twice"
+    victim.start()
+    cluster.wait_workers(cluster.n_workers + cluster.n_java)
+
+
 def test_failing_handler_retries_with_backoff_goes_dead_and_retry_revives(cluster):
     jid = submit(cluster, {"type": "fail", "payload": {"fail_times": 99, "fail_generations": 1}, "max_attempts": 3})
     rec = cluster.wait_terminal([jid], timeout=60)[jid]

@@ -215,7 +215,8 @@ class Leader:
                 msg = {k: v for k, v in data.items() if k != "lane_queue"}
                 self.pub.publish(topo.JOBS_X, q, dumps(msg), props(), mandatory=True)
             elif kind == DEAD:
-                self.pub.publish(topo.DLX, topo.DEAD_Q, dumps(data["job"]),
+                job = {k: v for k, v in data["job"].items() if k != "lane_queue"}
+                self.pub.publish(topo.DLX, topo.DEAD_Q, dumps(job),
                                        props({"x-taskforce-reason": data["reason"], "x-taskforce-source": "orchestrator"}))
             elif kind == EVENT:
                 # Events feed gateway views, which merge through the status lattice, so a replay
