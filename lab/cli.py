@@ -65,6 +65,7 @@ def _status(settings, as_json: bool, probe: bool) -> int:
     faults_in_force = hostnet.active_faults(settings)
     if as_json:
         print(json.dumps({"bridge": settings.bridge if hostnet.bridge_exists(settings) else None,
+                          "ssh_key": str(settings.ssh_key), "inventory": str(settings.inventory_file),
                           "nodes": rows, "partitions": faults_in_force}, indent=2))
         return 0
     if not rows:
