@@ -89,7 +89,8 @@ def test_sigterm_drains_a_worker_gracefully(cluster):
 
 
 def test_failing_handler_retries_with_backoff_goes_dead_and_retry_revives(cluster):
-    jid = submit(cluster, {"type": "fail", "payload": {"fail_times": 99, "fail_generations": 1}, "max_attempts": 3})
+    jid = submit(cluster, {"type": "fail", "payload": {"fail_times": 99, "fail_generations": 1}, "max_attempts": 3,
+                          "queue": "python"})
     rec = cluster.wait_terminal([jid], timeout=60)[jid]
     assert rec["status"] == "dead" and rec["attempt"] == 3
     assert rec["error"] == {"type": "PlannedFailure", "message": "planned failure"}

@@ -72,3 +72,10 @@ class ConfirmBatch:
         self._nacked = self._returned = 0
         if nacked or returned:
             raise PublishFailed(f"broker refused {nacked} and could not route {returned} messages")
+
+
+def publish_unflushed(ch, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
+    """Publish without confirm and without flushing the socket per message (the blocking
+    wrapper flushes after every publish, which dominated the leader's profile). The bytes go
+    out on the connection's next I/O, such as the next confirm wait or process_data_events."""
+    ch._impl.basic_publish(exchange, routing_key, body, properties)

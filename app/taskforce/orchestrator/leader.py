@@ -19,7 +19,7 @@ from pysyncobj import SyncObj
 from pysyncobj.syncobj import SyncObjException
 
 from ..amqp import topology as topo
-from ..amqp.confirms import ConfirmBatch
+from ..amqp.confirms import ConfirmBatch, publish_unflushed
 from ..amqp.connection import connect, dumps, props
 from ..config import Config
 from ..crdt import LWWMap
@@ -221,9 +221,9 @@ class Leader:
             elif kind == EVENT:
                 # Events feed gateway views, which merge through the status lattice, so a replay
                 # after a failover is harmless; confirms here would only slow the hot path.
-                self.evpub.basic_publish(topo.EVENTS_X, f"job.{data['phase']}", dumps(data), props())
+                publish_unflushed(self.evpub, topo.EVENTS_X, f"job.{data['phase']}", dumps(data), props())
             elif kind == CONTROL:
-                self.evpub.basic_publish(topo.CONTROL_X, "", dumps(data), props())
+                publish_unflushed(self.evpub, topo.CONTROL_X, "", dumps(data), props())
             upto = seq
         self.pub.wait(self.raft.commit_timeout_s)
         self.published_upto = upto

@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 import pika
 
 from ..amqp import topology as topo
-from ..amqp.confirms import ConfirmBatch, PublishFailed
+from ..amqp.confirms import ConfirmBatch, PublishFailed, publish_unflushed
 from ..amqp.connection import CONNECT_ERRORS, connect_forever, dumps, props
 from ..config import Config, WorkerConfig, load
 from ..model import LANES, JOB_ID_RE
@@ -287,7 +287,7 @@ class Worker:
         if confirm:
             self.pub.publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
         else:
-            self.ev.basic_publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
+            publish_unflushed(self.ev, topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
 
     def _heartbeat(self) -> None:
         in_flight = [s.job["id"] for s in self.slots if s.busy] + [b[2]["id"] for b in self.buffer]

@@ -192,10 +192,13 @@ final class JobRunner {
                 break;
             }
         }
+        // Count first, so that a thread leaving right after the state change never takes the count below zero.
+        int n = abandoned.incrementAndGet();
         if (state.compareAndSet(RUNNING, ABANDONED)) {
-            int n = abandoned.incrementAndGet();
             log.warn("job {}: handler ignored the interrupt at its timeout; its thread is abandoned"
                     + " ({} abandoned handler thread(s) now)", job.id(), n);
+        } else {
+            abandoned.decrementAndGet();
         }
     }
 
