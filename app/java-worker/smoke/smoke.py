@@ -261,8 +261,8 @@ def main() -> int:
 
         jid = h.publish_job("fail", {"fail_times": 1})
         t = h.terminal(jid)
-        r.check("fail -> failed RuntimeException 'planned failure'", t is not None and t["kind"] == "failed"
-                and t["error"] == {"type": "RuntimeException", "message": "planned failure"}, str(t))
+        r.check("fail -> failed PlannedFailure 'planned failure', as in Python", t is not None
+                and t["kind"] == "failed" and t["error"] == {"type": "PlannedFailure", "message": "planned failure"}, str(t))
 
         jid = h.publish_job("cpu", {"n": 4_000_000})
         t = h.terminal(jid)

@@ -96,7 +96,7 @@ public final class DemoHandlers {
     }
 
     /**
-     * fail {fail_times=2^30, fail_generations=2^30}: raises "planned failure" while
+     * fail {fail_times=2^30, fail_generations=2^30}: raises PlannedFailure("planned failure") while
      * attempt <= fail_times and generation < fail_generations; else returns {"attempt": attempt}.
      */
     static Object fail(JsonNode payload, JobContext ctx) {
@@ -104,7 +104,7 @@ public final class DemoHandlers {
         long failTimes = integer(p, "fail_times", 1L << 30);
         long failGenerations = integer(p, "fail_generations", 1L << 30);
         if (ctx.attempt() <= failTimes && ctx.generation() < failGenerations) {
-            throw new RuntimeException("planned failure");
+            throw new PlannedFailure("planned failure");
         }
         ObjectNode out = Json.MAPPER.createObjectNode();
         out.put("attempt", ctx.attempt());
@@ -206,6 +206,16 @@ public final class DemoHandlers {
             return acc;
         }
         return carried.add(BigInteger.valueOf(acc));
+    }
+
+    /**
+     * What {@code fail} raises. A RuntimeException named like the Python demo's exception, so
+     * both languages report error type {@code PlannedFailure} and drills can count it alike.
+     */
+    public static final class PlannedFailure extends RuntimeException {
+        public PlannedFailure(String message) {
+            super(message);
+        }
     }
 
     /** hang: never returns, and ignores interrupts, so drills can prove the timeout and the slot's recovery. */
