@@ -17,6 +17,12 @@ PYTHON          ?= .venv/bin/python
 
 _MVN = $(MVN) $(MVN_FLAGS) $(if $(filter 1 yes true,$(JAVA_OFFLINE)),-o) -f $(JAVA_WORKER_DIR)/pom.xml
 
+# -q hides surefire's own counts; print one "N passed, N failed" line from its reports.
+_JAVA_TEST_SUMMARY = cat $(JAVA_WORKER_DIR)/target/surefire-reports/TEST-*.xml 2>/dev/null \
+	| grep -o '<testsuite [^>]*>' \
+	| awk '{ for (i = 1; i <= NF; i++) { split($$i, kv, "="); gsub(/"/, "", kv[2]); n[kv[1]] += kv[2] } } \
+	  END { printf "java-worker: %d passed, %d failed, %d skipped\n", n["tests"] - n["failures"] - n["errors"] - n["skipped"], n["failures"] + n["errors"], n["skipped"] }'
+
 .PHONY: java-deps java-build java-test java-smoke java-clean
 
 java-deps:
@@ -27,12 +33,14 @@ java-deps:
 
 java-build:
 	$(_MVN) package
+	@$(_JAVA_TEST_SUMMARY)
 	@mkdir -p $(dir $(JAVA_JAR))
 	cp $(JAVA_WORKER_DIR)/target/taskforce-worker.jar $(JAVA_JAR)
 	@echo "built $(JAVA_JAR)"
 
 java-test:
 	$(_MVN) test
+	@$(_JAVA_TEST_SUMMARY)
 
 java-smoke: java-build
 	$(PYTHON) $(JAVA_WORKER_DIR)/smoke/smoke.py --jar $(JAVA_JAR)
