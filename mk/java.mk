@@ -25,26 +25,26 @@ _JAVA_TEST_SUMMARY = cat $(JAVA_WORKER_DIR)/target/surefire-reports/TEST-*.xml 2
 
 .PHONY: java-deps java-build java-test java-smoke java-clean
 
-java-deps:
+java-deps: ## fetch every Maven artifact the Java build and tests need (online, once)
 	$(MVN) $(MVN_FLAGS) -f $(JAVA_WORKER_DIR)/pom.xml dependency:go-offline
 	@# go-offline misses what plugins resolve only when they run (surefire's JUnit provider,
 	@# the shade plugin's own dependencies): run the whole lifecycle once, with one quick test.
 	$(MVN) $(MVN_FLAGS) -f $(JAVA_WORKER_DIR)/pom.xml package -Dtest=LaneBufferTest -Dsurefire.failIfNoSpecifiedTests=false
 
-java-build:
+java-build: ## Java worker: compile, JUnit tests, shaded jar -> build/taskforce-worker.jar
 	$(_MVN) package
 	@$(_JAVA_TEST_SUMMARY)
 	@mkdir -p $(dir $(JAVA_JAR))
 	cp $(JAVA_WORKER_DIR)/target/taskforce-worker.jar $(JAVA_JAR)
 	@echo "built $(JAVA_JAR)"
 
-java-test:
+java-test: ## Java worker: the JUnit tests only
 	$(_MVN) test
 	@$(_JAVA_TEST_SUMMARY)
 
-java-smoke: java-build
+java-smoke: java-build ## the jar end to end against a private RabbitMQ on 127.0.0.1:5699 (root)
 	$(PYTHON) $(JAVA_WORKER_DIR)/smoke/smoke.py --jar $(JAVA_JAR)
 
-java-clean:
+java-clean: ## remove the Java build output
 	$(_MVN) clean
 	rm -f $(JAVA_JAR)
