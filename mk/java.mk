@@ -35,7 +35,9 @@ java-build: ## Java worker: compile, JUnit tests, shaded jar -> build/taskforce-
 	$(_MVN) package
 	@$(_JAVA_TEST_SUMMARY)
 	@mkdir -p $(dir $(JAVA_JAR))
-	cp $(JAVA_WORKER_DIR)/target/taskforce-worker.jar $(JAVA_JAR)
+	@# Copy, then rename: a worker running from the old jar keeps its inode instead of reading a half-written file.
+	cp $(JAVA_WORKER_DIR)/target/taskforce-worker.jar $(JAVA_JAR).tmp
+	mv -f $(JAVA_JAR).tmp $(JAVA_JAR)
 	@echo "built $(JAVA_JAR)"
 
 java-test: ## Java worker: the JUnit tests only
