@@ -1,0 +1,1 @@
+"""Back ends: where a drill's cluster runs and how faults reach it (see base.py)."""
