@@ -44,12 +44,13 @@ class Proc:
     env: dict
     log: Path
     popen: Optional[subprocess.Popen] = None
+    cwd: Path = REPO
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log, "ab")
         self.popen = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                      cwd=REPO, start_new_session=True)
+                                      cwd=self.cwd, start_new_session=True)
 
     @property
     def alive(self) -> bool:
@@ -114,7 +115,8 @@ class Rabbit:
             cookie.write_text(secrets.token_hex(16))
         os.chmod(cookie, 0o400)
         subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.base)], check=True)
-        self.proc = Proc("rabbitmq", [f"{RABBIT_SBIN}/rabbitmq-server"], self.env(), self.base / "server.out")
+        # cwd: Erlang drops crash dumps into its working directory
+        self.proc = Proc("rabbitmq", [f"{RABBIT_SBIN}/rabbitmq-server"], self.env(), self.base / "server.out", cwd=self.base)
         self.proc.start()
 
     def await_startup(self, timeout: float = 120) -> None:
