@@ -18,14 +18,15 @@ from .targets.base import CRASH, PARTITION, PAUSE, POWER_CUT, STOP, Component, R
 from .workload import JobKind
 
 
-def default_mix(t: Target) -> list[JobKind]:
-    """Short jobs both languages serve, routed by the gateway, plus one type per language so
-    that routing by capability is part of every drill."""
+def default_mix(t: Target, explicit: bool = False) -> list[JobKind]:
+    """Short jobs both languages serve, plus one type per language. By default the
+    language-only types name no queue, so that routing by capability is part of every drill;
+    `explicit` names their language's queue instead (--mix explicit)."""
     mix = [JobKind("sleep", {"seconds": 0.3}, weight=3), JobKind("noop", {}, weight=1)]
     if "python" in t.langs():
-        mix.append(JobKind("py_info", {}, weight=0.5))
+        mix.append(JobKind("py_info", {}, queue="python" if explicit else None, weight=0.5))
     if "java" in t.langs():
-        mix.append(JobKind("jvm_info", {}, weight=0.5))
+        mix.append(JobKind("jvm_info", {}, queue="java" if explicit else None, weight=0.5))
     return mix
 
 
@@ -35,7 +36,7 @@ class Drill:
     summary: str
     needs: frozenset
     schedule_fn: Callable[[Ctx], None]
-    mix_fn: Callable[[Target], list[JobKind]] = default_mix
+    mix_fn: Callable[[Target, bool], list[JobKind]] = default_mix
     prepare_fn: Optional[Callable[[Target], None]] = None
     post_fn: Optional[Callable[[Ctx], None]] = None
     ci: bool = False
@@ -44,8 +45,8 @@ class Drill:
     def schedule(self, ctx: Ctx) -> None:
         self.schedule_fn(ctx)
 
-    def mix(self, t: Target) -> list[JobKind]:
-        return self.mix_fn(t)
+    def mix(self, t: Target, explicit: bool = False) -> list[JobKind]:
+        return self.mix_fn(t, explicit)
 
     def prepare(self, t: Target) -> None:
         if self.prepare_fn:
@@ -195,8 +196,8 @@ def rabbit_partition(ctx: Ctx) -> None:
 
 
 # ---- workers ----------------------------------------------------------------------------------
-def _lang_mix(lang: str) -> Callable[[Target], list[JobKind]]:
-    def mix(t: Target) -> list[JobKind]:
+def _lang_mix(lang: str) -> Callable[[Target, bool], list[JobKind]]:
+    def mix(t: Target, explicit: bool = False) -> list[JobKind]:
         # Half the load runs on this language's own queue, long enough that several jobs are
         # always in flight on each of its workers; the other half keeps the rest busy.
         return [JobKind("sleep", {"seconds": 0.6}, queue=lang, weight=1), JobKind("noop", {}, weight=1)]

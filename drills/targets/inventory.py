@@ -44,7 +44,7 @@ class Inventory:
 
     def __init__(self, path: Path) -> None:
         self.dir = path if path.is_dir() else path.parent
-        hosts_file = path if path.is_file() else self.dir / "hosts.yml"
+        hosts_file = path if path.is_file() else path / "hosts.yml"
         if not hosts_file.exists():
             raise Refused(f"no inventory at {hosts_file}; for the lab, run `make up` first")
         data = yaml.safe_load(hosts_file.read_text()) or {}
