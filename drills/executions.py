@@ -19,17 +19,31 @@ EXEC_MARK = '{"exec"'
 JOURNAL_UNITS = ("taskforce-worker@*", "taskforce-worker-java")
 
 
-def parse_exec(line: str) -> Optional[dict]:
+_DECODER = json.JSONDecoder()
+
+
+def parse_execs(line: str) -> list[dict]:
+    """Every execution record in a line. Handler processes share one stdout, and a record
+    written in two pieces (text, then newline) can land beside another one on the same line:
+    `{"exec": "a", ...}{"exec": "b", ...}`."""
+    out = []
     i = line.find(EXEC_MARK)
-    if i < 0:
-        return None
-    try:
-        d = json.loads(line[i:])
-    except ValueError:
-        return None
-    if not isinstance(d, dict) or not isinstance(d.get("exec"), str):
-        return None
-    return {"id": d["exec"], "attempt": d.get("attempt"), "node": d.get("node"), "worker_id": d.get("worker_id")}
+    while i >= 0:
+        try:
+            d, end = _DECODER.raw_decode(line, i)
+        except ValueError:
+            end = i + len(EXEC_MARK)
+            d = None
+        if isinstance(d, dict) and isinstance(d.get("exec"), str):
+            out.append({"id": d["exec"], "attempt": d.get("attempt"), "node": d.get("node"),
+                        "worker_id": d.get("worker_id")})
+        i = line.find(EXEC_MARK, end)
+    return out
+
+
+def parse_exec(line: str) -> Optional[dict]:
+    found = parse_execs(line)
+    return found[0] if found else None
 
 
 class LogTail:
@@ -67,8 +81,7 @@ class LogTail:
             if lines[-1]:
                 self.partial[p] = lines[-1]
             for line in lines[:-1]:
-                e = parse_exec(line)
-                if e:
+                for e in parse_execs(line):
                     self.history.add("exec", t=now, src=p.stem, **e)
 
     def _run(self) -> None:
@@ -115,8 +128,8 @@ class JournalFollow:
             msg = bytes(msg).decode(errors="replace")
         if not isinstance(msg, str):
             return
-        e = parse_exec(msg)
-        if e is None:
+        found = parse_execs(msg)
+        if not found:
             return
         cursor = d.get("__CURSOR") or f"{node}:{d.get('__REALTIME_TIMESTAMP')}:{msg}"
         with self._lock:
@@ -124,7 +137,8 @@ class JournalFollow:
                 return
             self.seen.add(cursor)
         t = int(d.get("__REALTIME_TIMESTAMP", 0)) / 1e6 or time.time()
-        self.history.add("exec", t=t, src=f"journal:{node}", **e)
+        for e in found:
+            self.history.add("exec", t=t, src=f"journal:{node}", **e)
 
     def _follow(self, node: str) -> None:
         while not self._stop.is_set():

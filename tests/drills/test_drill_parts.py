@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from drills.catalogue import CATALOGUE, ORDER
-from drills.executions import LogTail, parse_exec
+from drills.executions import LogTail, parse_exec, parse_execs
 from drills.history import History, load
 from drills.plot import series
 from drills.report import table
@@ -103,6 +103,13 @@ def test_execution_lines_are_found_in_any_log_line():
     assert parse_exec('{"exec": 5}') is None
     assert parse_exec("no json here") is None
     assert parse_exec('{"exec": "x", "attempt": 1') is None
+
+
+def test_two_execution_records_on_one_line_are_both_found():
+    # Two handler processes writing "text" and "\n" separately interleave like this.
+    line = '{"exec": "a", "attempt": 1, "node": "w2", "worker_id": "w"}{"exec": "b", "attempt": 1, "node": "w2", "worker_id": "w"}'
+    assert [e["id"] for e in parse_execs(line)] == ["a", "b"]
+    assert [e["id"] for e in parse_execs('{"exec": "a"' + line)] == ["a", "b"]
 
 
 def test_log_tail_reads_only_new_lines_and_waits_for_whole_lines(tmp_path):
