@@ -7,7 +7,7 @@ APT_PACKAGES := rabbitmq-server systemd-container debootstrap nftables iproute2 
 include mk/java.mk
 include mk/lab.mk
 
-.PHONY: help deps venv test test-unit test-integration test-cluster dev bench-local wheelhouse up down clean
+.PHONY: help deps venv test test-unit test-lab test-integration test-cluster dev bench-local wheelhouse up down clean
 
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -25,14 +25,18 @@ venv: ## the Python venv with the app and its test tools
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt
 
-test: ## the whole suite: unit, contract, Java, integration (one host), then the lab cluster tier
+test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integration (one host), the lab cluster tier
 	$(MAKE) test-unit
 	$(MAKE) java-build
+	$(MAKE) test-lab
 	$(MAKE) test-integration
 	$(MAKE) test-cluster
 
-test-unit: ## fast: pure logic, schemas, contract vectors, lab logic
-	$(PYTEST) -q tests/unit tests/contract tests/lab
+test-unit: ## fast (seconds): pure logic, CRDT laws, schemas, contract vectors
+	$(PYTEST) -q tests/unit tests/contract
+
+test-lab: ## the lab's own logic and the pre-check playbook against bad inventories (minutes; no nodes)
+	$(PYTEST) -q tests/lab
 
 test-integration: ## real processes on one host: RabbitMQ, 3 orchestrators, 2 gateways, workers
 	$(PYTEST) -q -s tests/integration
