@@ -284,7 +284,9 @@ def _timings(f: dict, clusters: list[dict], health: list[dict], accept_tries: li
     before = [c for c in clusters if c["t"] <= t0 and c.get("epoch") is not None]
     epoch0 = max((c["epoch"] for c in before), default=None)
     leader0 = _first(c.get("leader") for c in reversed(before) if c.get("leader"))
-    new = _first(c for c in clusters if c["t"] > t0 and c.get("leader") and c.get("epoch") is not None
+    # Only a leader change before the cluster was healthy again is this fault's doing.
+    until = max(x for x in (f["healthy"], f["heal"], t0 + 60.0 if f["heal"] is None else None) if x is not None) + 2.0
+    new = _first(c for c in clusters if t0 < c["t"] <= until and c.get("leader") and c.get("epoch") is not None
                  and epoch0 is not None and c["epoch"] > epoch0)
     out["leader_before"] = leader0
     out["new_leader"] = new.get("leader") if new else None

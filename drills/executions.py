@@ -142,8 +142,11 @@ class JournalFollow:
 
     def _follow(self, node: str) -> None:
         while not self._stop.is_set():
+            argv = self.ssh_argv(node)
+            # A machine that loses power never closes the connection: keepalives notice.
+            argv = argv[:-1] + ["-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=3", argv[-1]]
             try:
-                p = subprocess.Popen(self.ssh_argv(node) + [self._cmd(True)], stdout=subprocess.PIPE,
+                p = subprocess.Popen(argv + [self._cmd(True)], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
             except OSError:
                 self._stop.wait(2)

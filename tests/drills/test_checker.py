@@ -221,3 +221,11 @@ def test_a_completed_job_without_any_execution_line_is_suspicious():
     h = H().op(1, 1.0).submit(1, 1.0, "accepted", "j1").state("j1", 2.0, "succeeded", op=1)
     r = check(h.deadline(10).e)
     assert not r["ok"] and r["counts"]["executions"] == 0
+
+
+def test_a_later_leader_change_is_not_blamed_on_an_earlier_fault():
+    h = H().add("cluster", 1.0, leader="a:1", epoch=1)
+    h.fault(1, 10.0, 12.0, ["worker"]).add("health", 13.0, ok=True)        # a worker restart
+    h.fault(2, 20.0, 22.0, ["orchestrator"]).add("cluster", 21.0, leader="b:1", epoch=2).add("health", 24.0, ok=True)
+    f1, f2 = check(h.deadline(100).e)["faults"]
+    assert f1["new_leader_s"] is None and f2["new_leader_s"] == 1.0
