@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pika
 import pika.exceptions
 from pysyncobj import SyncObj
-from pysyncobj.syncobj import SyncObjException
+from pysyncobj.syncobj import FAIL_REASON, SyncObjException
 
 from ..amqp import topology as topo
 from ..amqp.confirms import ConfirmBatch, publish_unflushed
@@ -52,6 +52,7 @@ class Leader:
         self.published_upto = 0
         self.lanes_declared: set[str] = set()
         self.became_leader_at = 0.0
+        self.async_failure: Optional[str] = None
 
     # ---- the leadership life cycle --------------------------------------------------------------
     def is_leader(self) -> bool:
@@ -64,6 +65,7 @@ class Leader:
         if res == FENCED:
             raise StepDown("another leader committed a newer epoch")
         self.epoch = epoch
+        self.async_failure = None
         self.became_leader_at = time.time()
         with self.state.lock:
             self.published_upto = self.state.s.outbox_done
@@ -92,6 +94,16 @@ class Leader:
             raise StepDown("fenced by a newer epoch")
         return res
 
+    def _commit_async(self, fn, *args) -> None:
+        """For commits nobody waits on (the outbox watermark, timer ticks): a lost one only
+        means work is redone by the next leader. A failure still ends this term."""
+        def done(res, err):
+            if err != FAIL_REASON.SUCCESS:
+                self.async_failure = f"async commit failed ({err})"
+            elif res == FENCED:
+                self.async_failure = "fenced by a newer epoch"
+        fn(*args, callback=done)
+
     def _consume_loop(self, stopping) -> None:
         ch = self.conn.channel()
         topo.declare_core(ch)
@@ -106,6 +118,8 @@ class Leader:
         while not stopping():
             if not self.is_leader():
                 raise StepDown("lost leadership")
+            if self.async_failure:
+                raise StepDown(self.async_failure)
             self.conn.process_data_events(time_limit=BATCH_WAIT_S if not self.pending else 0)
             now = time.time()
             if self.pending and not batch_started:
@@ -117,7 +131,7 @@ class Leader:
                 # Only heartbeats (or dead-lettered input) since the last commit: nothing to wait for.
                 self._ack(self.last_tag)
             if now - last_tick >= TICK_S:
-                self._commit(self.state.tick, self.epoch, now, self._expired(now))
+                self._commit_async(self.state.tick, self.epoch, now, self._expired(now))
                 last_tick = now
             self._pump()
 
@@ -227,4 +241,4 @@ class Leader:
             upto = seq
         self.pub.wait(self.raft.commit_timeout_s)
         self.published_upto = upto
-        self._commit(self.state.outbox_ack, self.epoch, self.published_upto)
+        self._commit_async(self.state.outbox_ack, self.epoch, self.published_upto)
