@@ -60,7 +60,8 @@ def test_per_job_stream_resumes_and_ends_at_terminal(cluster):
 
 
 def test_worker_kill_mid_job_completes_elsewhere(cluster):
-    jid = submit(cluster, {"type": "sleep", "payload": {"seconds": 4}, "timeout_s": 30})
+    # queue python: the Java worker's own kill test is in test_java.py
+    jid = submit(cluster, {"type": "sleep", "payload": {"seconds": 4}, "timeout_s": 30, "queue": "python"})
     rec = wait_for(lambda: (r := get(cluster, jid))["status"] == "running" and r, what="job running")
     node = rec["attempts"][0]["node"]          # w1 or w2
     victim = cluster.procs[f"worker{node[1:]}"]
@@ -81,8 +82,9 @@ def test_sigterm_drains_a_worker_gracefully(cluster):
     other = cluster.procs["worker2"]
     other.signal(signal.SIGSTOP)   # make sure worker1 takes the jobs
     try:
-        ids = [submit(cluster, {"type": "sleep", "payload": {"seconds": 2}, "queue": "python"}) for _ in range(6)]
-        wait_for(lambda: sum(get(cluster, i)["status"] == "running" for i in ids) >= 4, what="worker1 busy")
+        # RabbitMQ still hands some of these to the stopped worker2; they wait in its socket
+        ids = [submit(cluster, {"type": "sleep", "payload": {"seconds": 2}, "queue": "python"}) for _ in range(8)]
+        wait_for(lambda: sum(get(cluster, i)["status"] == "running" for i in ids) >= 2, what="worker1 busy")
         victim.popen.send_signal(signal.SIGTERM)
         rc = victim.popen.wait(30)
     finally:
@@ -138,7 +140,8 @@ def test_hanging_handler_times_out_and_the_worker_keeps_serving(cluster):
 
 def test_cancel_queued_and_running_and_delay(cluster):
     # fill every python slot so that the target waits in its queue
-    blockers = [submit(cluster, {"type": "sleep", "payload": {"seconds": 3}, "queue": "python"}) for _ in range(8)]
+    blockers = [submit(cluster, {"type": "sleep", "payload": {"seconds": 4}, "queue": "python"}) for _ in range(8)]
+    wait_for(lambda: all(get(cluster, b)["status"] == "running" for b in blockers), what="every python slot busy")
     queued = submit(cluster, {"type": "echo", "payload": "never", "queue": "python", "priority": 0})
     with cluster.client() as cl:
         assert cl.post(f"/v1/jobs/{queued}/cancel").status_code == 202
