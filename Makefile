@@ -56,6 +56,7 @@ wheelhouse: ## the app and its dependencies as wheels, for offline nodes
 	$(PYTHON) -m pip wheel -q --wheel-dir build/wheelhouse .
 
 up: wheelhouse java-build lab-up lab-site ## the lab, rolled out by the same playbooks as real machines
+	$(PYTHON) -m dev.lab_summary inventories/lab
 
 down: lab-down ## remove the lab
 
