@@ -29,6 +29,7 @@ class RunParams:
     recover_s: float = 180.0      # after a heal, how long the cluster has to be healthy again
     precheck_s: float = 60.0      # how long to wait for health before refusing
     hold_s: Optional[float] = None   # override each drill's own fault duration
+    flush_s: float = 1.0             # for the last execution lines to reach their logs
     explicit_queues: bool = False    # language-only job types name their queue (no routing by capability)
     seed: int = 1
 
@@ -228,7 +229,7 @@ def run_drill(drill, target: Target, params: RunParams, out_dir: Path) -> DrillR
         import traceback
         traceback.print_exc()
     finally:
-        time.sleep(1.0)   # let the last execution lines reach their logs
+        time.sleep(params.flush_s)
         workload.stop()
         execs.stop()
         history.add("mark", what="drill-end")
