@@ -33,6 +33,17 @@ def test_bad_input_gets_clear_answers(cluster):
         assert cl.get("/v1/jobs/0123456789abcdef").status_code == 404
         assert cl.post("/v1/jobs/0123456789abcdef/cancel").status_code == 404
     assert httpx.get(url + "/healthz").status_code == 200
+    assert httpx.get(url + "/readyz").json()["ready"] is True
+    spec = httpx.get(url + "/openapi.json").json()
+    assert {"/v1/jobs", "/v1/jobs/batch", "/v1/jobs/{jid}", "/v1/events", "/v1/cluster"} <= set(spec["paths"])
+    assert httpx.get(url + "/metrics").status_code == 401
+    with cluster.client(0, "reader") as cl:
+        m = cl.get("/metrics").text
+        assert "taskforce_submits_total" in m and "taskforce_http_requests_total" in m
+        cluster_view = cl.get("/v1/cluster").json()
+        assert cluster_view["raft"]["leader"] and len(cluster_view["raft"]["members"]) == 3
+        assert all(n["reachable"] for n in cluster_view["rabbitmq"]["nodes"])
+        assert "tf.jobs.default.high" in cluster_view["rabbitmq"]["queues"]
 
 
 def test_malformed_job_message_is_dead_lettered_and_the_worker_lives(cluster):
