@@ -10,9 +10,10 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Deliveries that have arrived but not started. Each lane consumer's prefetch bounds what can
- * sit here; a free slot always takes from the highest non-empty lane, oldest first, so a high
- * job never waits behind a low backlog for longer than the jobs already running.
+ * Deliveries that have arrived but not started. Each lane consumer's window (slots plus
+ * prefetch, running jobs included) bounds what can sit here; a free slot always takes from the
+ * highest non-empty lane, oldest first, so a high job never waits behind a low backlog for
+ * longer than the jobs already running.
  */
 final class LaneBuffer {
     private final ReentrantLock lock = new ReentrantLock();

@@ -39,9 +39,9 @@ import java.util.function.Consumer;
 
 /**
  * The worker's RabbitMQ side: one connection with automatic recovery across every broker in
- * {@code [amqp].hosts}; one consuming channel (a consumer per lane queue, per-consumer
- * prefetch, plus the worker's exclusive control queue); a small pool of confirm-mode channels
- * for events; and a channel for heartbeats.
+ * {@code [amqp].hosts}; one consuming channel (a consumer per lane queue, each with a window of
+ * {@code slots + prefetch}, plus the worker's exclusive control queue); a small pool of
+ * confirm-mode channels for events; and a channel for heartbeats.
  *
  * <p>Topology belongs to the Python side. This class declares the exchanges and the lane
  * queues with exactly the Python arguments so that a worker started first still works; a
@@ -275,7 +275,7 @@ final class RabbitTransport implements Transport, AutoCloseable {
 
     private void openConsumeChannel() throws IOException {
         Channel ch = connection.createChannel();
-        ch.basicQos(config.worker().prefetch(), false);
+        ch.basicQos(config.worker().laneWindow(), false);   // global=false: per consumer, so per lane
         consumeChannel = ch;
         laneConsumerTags.clear();
         for (String q : config.worker().queues()) {

@@ -105,8 +105,9 @@ public final class Worker {
             slots = new SlotPool(config.worker().slots(), buffer, runner, transport::epoch);
         }
         Runtime.getRuntime().addShutdownHook(new Thread(this::shutdown, "tf-shutdown"));
-        log.info("worker {} starting: queues {}, slots {}, prefetch {} per lane, types {}", me.workerId(),
-                config.worker().queues(), config.worker().slots(), config.worker().prefetch(), types());
+        log.info("worker {} starting: queues {}, slots {}, prefetch {} (a window of {} per lane), types {}",
+                me.workerId(), config.worker().queues(), config.worker().slots(), config.worker().prefetch(),
+                config.worker().laneWindow(), types());
 
         if (!transport.connect(() -> stopping)) {
             stopped.await();

@@ -41,6 +41,16 @@ public record WorkerConfig(String node, Amqp amqp, WorkerSection worker) {
 
     /** {@code [worker]}; {@code handlers} is read by Python workers only. */
     public record WorkerSection(List<String> queues, int slots, int prefetch, double graceS, double heartbeatS) {
+        /**
+         * The per-consumer (per lane queue) window: running jobs stay unacked until their outcome
+         * is confirmed, so the window must hold every slot plus {@code prefetch} waiting. A window
+         * of {@code prefetch} alone lets a lane run only that many jobs at once, so a burst of
+         * high jobs trickles in {@code prefetch} at a time while the other slots keep starting
+         * low ones (docs/decisions.md, "Priority lanes").
+         */
+        public int laneWindow() {
+            return slots + prefetch;
+        }
     }
 
     private static final Logger log = LoggerFactory.getLogger(WorkerConfig.class);
