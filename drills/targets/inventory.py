@@ -157,13 +157,23 @@ class InventoryTarget(Target):
         nodes = sorted({c.node for c in self.of("worker")})
         return JournalFollow(nodes, self.ssh_argv, history, since).start()
 
+    @staticmethod
+    def _units(c: Component) -> str:
+        """The unit for a shell command line. A pattern (the Python workers' template) is
+        expanded to the loaded instances, stopped ones included, because `systemctl start`
+        with a pattern only matches units that are running."""
+        if "*" not in c.unit:
+            return shlex.quote(c.unit)
+        return (f"$(systemctl list-units --all --plain --no-legend --type=service {shlex.quote(c.unit)}"
+                f" | awk '{{print $1}}')")
+
     def _systemctl(self, c: Component, *args: str) -> None:
-        self.remote(c.node, "systemctl " + " ".join(shlex.quote(a) for a in args) + " " + shlex.quote(c.unit))
+        self.remote(c.node, "systemctl " + " ".join(shlex.quote(a) for a in args) + " " + self._units(c))
 
     def crash(self, c: Component) -> None:
         # SIGKILL to every process of the unit; the stop right after cancels systemd's automatic
         # restart, so the service stays down until the drill starts it again.
-        u = shlex.quote(c.unit)
+        u = self._units(c)
         self.remote(c.node, f"systemctl kill -s KILL {u}; systemctl stop {u}")
 
     def stop(self, c: Component) -> None:

@@ -61,7 +61,8 @@ def test_lab_faults_go_through_lab_faults_and_systemctl(inv_dir, lab_state, monk
     ]
     python = t.of("worker", "python")[0]
     t.crash(python)
-    assert calls[-1][2] == "systemctl kill -s KILL 'taskforce-worker@*'; systemctl stop 'taskforce-worker@*'"
+    units = "$(systemctl list-units --all --plain --no-legend --type=service 'taskforce-worker@*' | awk '{print $1}')"
+    assert calls[-1][2] == f"systemctl kill -s KILL {units}; systemctl stop {units}"
 
 
 def test_lab_target_refuses_an_inventory_the_lab_does_not_hold(inv_dir, lab_state):
