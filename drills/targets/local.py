@@ -37,13 +37,22 @@ class LocalTarget(Target):
 
     # ---- life cycle ------------------------------------------------------------------------
     def up(self) -> "LocalTarget":
-        c = self.cluster_
-        try:
-            c.up(progress=lambda m: print(f"[local] {m}", flush=True))
-        except Exception:
-            c.down()
-            raise
+        for attempt in (1, 2):
+            c = self.cluster_
+            try:
+                c.up(progress=lambda m: print(f"[local] {m}", flush=True))
+                break
+            except Exception as e:
+                c.down()
+                if attempt == 2:
+                    raise Refused(f"the dev cluster did not start: {e!r}") from e
+                # A fresh cluster draws fresh secrets and ports; dev/cluster.py can fail on an
+                # unlucky draw (a RabbitMQ password that starts with '-').
+                print(f"[local] the dev cluster did not start ({e!r}); trying once more", flush=True)
+                self.cluster_ = type(c)(self.base, workers=c.n_workers, worker_slots=c.worker_slots,
+                                        java_workers=c.n_java)
         self.up_ = True
+        c = self.cluster_
         self.token = c.tokens["admin"]
         comps: list[Component] = [Component("rabbitmq", "rabbitmq", "rabbit", address=f"127.0.0.1:{c.amqp_port}")]
         for i in range(c.n_orch):
