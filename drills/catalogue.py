@@ -139,7 +139,7 @@ def leader_isolate(ctx: Ctx) -> None:
             v = t.cluster(gw_on_leader[0], timeout=25.0)
             m = next((m for a, m in v.members.items() if t.orchestrator_at(a) == leader), None)
             if m is not None:
-                samples.append((time.time(), m.get("state")))
+                samples.append((v.t, m.get("state")))   # when the question was asked, not answered
             stop.wait(1.0)
 
     fid = ctx.inject(f"partition {leader.node} (leader) from {', '.join(others)}", [t.node_victim(leader.node)],
