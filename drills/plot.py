@@ -37,9 +37,12 @@ def series(history: list[dict[str, Any]]) -> dict[str, Any]:
     for e in history:
         if e["type"] == "fault":
             f = faults.setdefault(e["fault_id"], {"label": e.get("label", ""), "inject": None, "heal": None})
-            f["inject" if e["event"] == "inject" else "heal"] = e["t"] - start
             if e["event"] == "inject":
+                # Shade from when the action began: a fault of many processes takes a while.
+                f["inject"] = e["t"] - e.get("action_s", 0.0) - start
                 f["label"] = e.get("label", "")
+            else:
+                f["heal"] = e["t"] - start
     leaders, last_epoch = [], None
     for e in sorted((e for e in history if e["type"] == "cluster" and e.get("epoch") is not None and e.get("leader")),
                     key=lambda e: e["t"]):

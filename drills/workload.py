@@ -164,11 +164,15 @@ class Workload:
         i = n % ngw
         while tries < self.cfg.max_tries and time.time() < scheduled + self.cfg.op_deadline_s:
             now = time.time()
-            # Skip a gateway that just refused a connection, unless every one did.
+            # Skip a gateway that just refused a connection; when every one did, back off a
+            # little, as a real client would, instead of spinning through the tries.
             for _ in range(ngw):
                 if self._down_until.get(self.gws[i % ngw].name, 0) <= now:
                     break
                 i += 1
+            else:
+                if self._stop.wait(0.5):
+                    return
             g = self.gws[i % ngw]
             i += 1
             tries += 1
