@@ -197,7 +197,10 @@ class Target:
         missing = sorted(self.expected_workers() - have)
         if missing:
             reasons.append("no live worker for " + ", ".join(f"{lang} on {node}" for node, lang in missing))
-        reasons += self.extra_health()
+        if not reasons:
+            # The broker's own view costs an SSH round trip and an Erlang VM start per call:
+            # ask only when everything cheaper already says healthy.
+            reasons += self.extra_health()
         return reasons
 
     def wait_healthy(self, timeout: float) -> tuple[bool, list[str]]:
