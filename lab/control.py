@@ -81,10 +81,11 @@ def _boot(settings: Settings, lab: LabState, targets: list[NodeState], progress:
     hostnet.ensure_bridge_netfilter()
     hostnet.ensure_table(settings)
     write_shared_files(settings, lab)
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        for done in pool.map(lambda n: nodes.prepare(settings, n.node, Path(n.image), public_key), targets):
+            pass
     for node in targets:
-        rootfs = Path(node.image)
-        nodes.prepare(settings, node.node, rootfs, public_key)
-        node.pid = nodes.start(settings, node.node, rootfs)
+        node.pid = nodes.start(settings, node.node, Path(node.image))
         progress.say(f"{node.name}: booting {node.address} (nspawn pid {node.pid})")
     state.save(settings.state_file, lab)
     wait_for_ssh(settings, targets, progress)

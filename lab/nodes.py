@@ -29,6 +29,7 @@ FREEZER_ROOT = CGROUP_ROOT / "freezer"
 # name=systemd (and unified) cgroup, every node's systemd would share one
 # `/payload` subtree and they would remove each other's service cgroups.
 NODE_HIERARCHIES = ("freezer", "systemd", "unified")
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
 
@@ -89,9 +90,15 @@ def prepare(settings: Settings, node: Node, rootfs: Path, public_key: str) -> Pa
     if first_time or not (etc / "machine-id").exists():
         _write(etc / "machine-id", uuid.uuid4().hex + "\n", 0o444)
     ssh_etc = _mkdirs_like(rootfs, upper, "etc/ssh")
-    if not list(ssh_etc.glob("ssh_host_*_key")):
-        # Host keys are per node: the image ships none.
-        sh.run(["ssh-keygen", "-A", "-f", str(upper)])
+    # Host keys are per node: the image ships none. No RSA key: generating
+    # one takes seconds on a busy 2-core host, and every client speaks ed25519.
+    for kind in HOST_KEY_TYPES:
+        key = ssh_etc / f"ssh_host_{kind}_key"
+        if not key.exists():
+            sh.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{node.name}", "-f", str(key)])
+    conf_d = _mkdirs_like(rootfs, upper, "etc/ssh/sshd_config.d")
+    _write(conf_d / "10-lab-host-keys.conf",
+           "".join(f"HostKey /etc/ssh/ssh_host_{kind}_key\n" for kind in HOST_KEY_TYPES))
     return upper
 
 

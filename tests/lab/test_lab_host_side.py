@@ -72,6 +72,8 @@ def test_prepare_lays_per_node_files_with_the_image_modes(settings, tmp_path):
     assert (upper / "root").stat().st_mode & 0o777 == 0o700
     assert (upper / "root/.ssh/authorized_keys").read_text() == "ssh-ed25519 AAAA test\n"
     assert list((upper / "etc/ssh").glob("ssh_host_ed25519_key"))
+    assert not list((upper / "etc/ssh").glob("ssh_host_rsa_key")), "no slow RSA keys"
+    assert "HostKey /etc/ssh/ssh_host_ed25519_key" in (upper / "etc/ssh/sshd_config.d/10-lab-host-keys.conf").read_text()
     machine_id = (upper / "etc/machine-id").read_text()
     nodes.prepare(settings, Node("core1", "10.77.0.11"), rootfs, "ssh-ed25519 AAAA test")
     assert (upper / "etc/machine-id").read_text() == machine_id, "a node keeps its identity across boots"
