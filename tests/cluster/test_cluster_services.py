@@ -3,6 +3,7 @@ end to end: a job submitted to one gateway runs on a worker and succeeds."""
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -89,8 +90,14 @@ def test_a_job_submitted_to_a_gateway_succeeds(secrets):
     deadline = time.monotonic() + 60
     record = {}
     while time.monotonic() < deadline:
-        # Read it back through another gateway: the record is cluster-wide.
-        record = _request("GET", f"http://{address(gateways[-1])}:8080/v1/jobs/{job_id}", token)
+        # Read it back through another gateway: the record is cluster-wide
+        # (404 until the orchestrators have committed it).
+        try:
+            record = _request("GET", f"http://{address(gateways[-1])}:8080/v1/jobs/{job_id}", token)
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
+            record = {"status": "not yet committed"}
         if record.get("status") in ("succeeded", "failed", "dead"):
             break
         time.sleep(0.5)
