@@ -146,6 +146,12 @@ def check(history: list[dict[str, Any]], slack_s: float = 2.0) -> dict[str, Any]
     # ---- faults -------------------------------------------------------------------------
     faults = _faults(h)
 
+    # ---- leader changes that no fault explains ---------------------------------------------
+    elections = _elections(h)
+    # Only a fault that hit an orchestrator or a broker can be why the leadership moved.
+    unscheduled = [e for e in elections if not any(_in_window(e["t"], f, slack_s) for f in faults
+                                                   if _scope(f["victims"]) == "cluster")]
+
     # ---- executions ---------------------------------------------------------------------
     execs: dict[str, list[dict]] = defaultdict(list)
     for e in h:
@@ -160,8 +166,10 @@ def check(history: list[dict[str, Any]], slack_s: float = 2.0) -> dict[str, Any]
         for i in range(1, len(es)):
             why = _explain(es[:i], start, end, faults, slack_s)
             if why is None:
+                near = [e for e in unscheduled if abs(e["t"] - es[i]["t"]) <= 10.0]
                 unexplained.append({"id": jid, "executions": [
-                    {k: x.get(k) for k in ("t", "attempt", "node", "worker_id")} for x in es]})
+                    {k: x.get(k) for k in ("t", "attempt", "node", "worker_id")} for x in es],
+                    "near_unscheduled_election": near[0] if near else None})
                 break
             else:
                 explained += 1
@@ -179,10 +187,13 @@ def check(history: list[dict[str, Any]], slack_s: float = 2.0) -> dict[str, Any]
         f.update(_timings(f, clusters, health, accept_tries, accepted, terminal_at, completions))
 
     # ---- verdicts -----------------------------------------------------------------------
+    near_election = sum(1 for u in unexplained if u["near_unscheduled_election"])
     invariants = [
         _inv("no accepted job lost", not lost, f"{len(lost)} lost" + (f" (e.g. {lost[:3]})" if lost else "")),
         _inv("no unexplained duplicate execution", not unexplained,
-             f"{len(unexplained)} unexplained" + (f" (e.g. {unexplained[0]['id']})" if unexplained else "")),
+             f"{len(unexplained)} unexplained" + (f" (e.g. {unexplained[0]['id']})" if unexplained else "")
+             + (f"; {near_election} of them within 10 s of a leader change that no fault caused"
+                if near_election else "")),
         _inv("no job moved backwards on any SSE stream", not regressions,
              f"{len(regressions)} regressions" + (f" (e.g. {regressions[0]})" if regressions else "")),
         _inv("one Idempotency-Key, one job id", not idempotency_broken, f"ops {idempotency_broken[:5]}"),
@@ -209,6 +220,7 @@ def check(history: list[dict[str, Any]], slack_s: float = 2.0) -> dict[str, Any]
         "failed_tries_told": told_tries, "failed_tries_dropped": dropped_tries, "rejected_tries": rejected_tries,
         "failed_ops_told": failed_ops["told"], "failed_ops_dropped": failed_ops["dropped"],
         "failovers": failovers, "executions": sum(len(v) for v in execs.values()), "regressions": len(regressions),
+        "leader_changes": len(elections), "unscheduled_leader_changes": len(unscheduled),
     }
     return {
         "ok": all(i["ok"] for i in invariants),
@@ -216,6 +228,7 @@ def check(history: list[dict[str, Any]], slack_s: float = 2.0) -> dict[str, Any]
         "failed_submits": {"told_by_code": dict(told_by_code), "dropped_by_error": dict(dropped_by_error)},
         "duplicates": {"explained_by_fault": dict(by_fault), "unexplained": unexplained[:20]},
         "faults": faults,
+        "unscheduled_leader_changes": unscheduled,
         "invariants": invariants,
         "samples": {"lost": lost[:20], "stuck": stuck[:20], "unexpected": {k: v[:10] for k, v in unexpected.items()},
                     "regressions": regressions[:10]},
@@ -249,6 +262,29 @@ def _faults(h: list[dict]) -> list[dict]:
     return sorted(faults, key=lambda f: f["inject"])
 
 
+def _window(f: dict, slack: float) -> tuple[float, float]:
+    """From just before a fault until just after the cluster was healthy again."""
+    end = max(x for x in (f["inject"], f["heal"], f["healthy"]) if x is not None)
+    return f["inject"] - slack, end + slack
+
+
+def _in_window(t: float, f: dict, slack: float) -> bool:
+    a, b = _window(f, slack)
+    return a <= t <= b
+
+
+def _elections(h: list[dict]) -> list[dict]:
+    """Each time a higher committed epoch is first seen: a new leader took over."""
+    out, top = [], None
+    for c in h:
+        if c["type"] != "cluster" or c.get("epoch") is None or not c.get("leader"):
+            continue
+        if top is not None and c["epoch"] > top:
+            out.append({"t": c["t"], "leader": c["leader"], "epoch": c["epoch"], "from_epoch": top})
+        top = c["epoch"] if top is None else max(top, c["epoch"])
+    return out
+
+
 def _scope(victims: list[dict]) -> str:
     roles = {r for v in victims for r in v.get("roles", [])}
     if roles & CLUSTER_WIDE_ROLES:
@@ -261,8 +297,7 @@ def _scope(victims: list[dict]) -> str:
 def _explain(earlier: list[dict], start: float, end: float, faults: list[dict], slack: float) -> Optional[str]:
     """Which fault (label) explains one more execution of a job, or None."""
     for f in faults:
-        w_start = f["inject"] - slack
-        w_end = max(x for x in (f["inject"], f["heal"], f["healthy"]) if x is not None) + slack
+        w_start, w_end = _window(f, slack)
         if not (start <= w_end and end >= w_start):
             continue   # the job was not in flight during this fault
         scope = _scope(f["victims"])

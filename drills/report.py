@@ -90,6 +90,9 @@ def write(results: list, out_dir: Path, target_desc: str, catalogue: dict) -> Pa
                           f"{_fmt(f.get('first_accept_s'))} | {_fmt(f.get('first_completion_s'))} | "
                           f"{_fmt(f.get('completion_gap_s'))} | {_fmt(f.get('heal_to_healthy_s'))} |")
             md.append("")
+        for e in r.verdict.get("unscheduled_leader_changes", []):
+            md += [f"A leader change that no fault caused: epoch {e['from_epoch']} -> {e['epoch']} ({e['leader']}) "
+                   f"at +{e['t'] - r.started:.1f} s after the drill started.", ""]
         if r.verdict["duplicates"]["explained_by_fault"]:
             md += ["Duplicate executions explained by: " + ", ".join(
                 f"{k} ({v})" for k, v in r.verdict["duplicates"]["explained_by_fault"].items()), ""]

@@ -229,3 +229,32 @@ def test_a_later_leader_change_is_not_blamed_on_an_earlier_fault():
     h.fault(2, 20.0, 22.0, ["orchestrator"]).add("cluster", 21.0, leader="b:1", epoch=2).add("health", 24.0, ok=True)
     f1, f2 = check(h.deadline(100).e)["faults"]
     assert f1["new_leader_s"] is None and f2["new_leader_s"] == 1.0
+
+
+def test_a_leader_change_no_fault_caused_is_reported_beside_the_duplicates_it_made():
+    # A spontaneous election republishes the outbox: the duplicate stays unexplained (no
+    # machine died), but the report says what happened around it.
+    h = H().add("cluster", 1.0, leader="a:1", epoch=3)
+    h.job(1, 30.0).exec("j1", 30.6)
+    h.add("cluster", 30.55, leader="b:1", epoch=4)
+    h.fault(1, 5.0, 8.0, ["gateway"]).add("health", 9.0, ok=True)
+    r = check(h.deadline(100).e)
+    assert r["counts"]["unscheduled_leader_changes"] == 1 and r["counts"]["leader_changes"] == 1
+    assert r["counts"]["duplicates_unexplained"] == 1 and not r["ok"]
+    u = r["duplicates"]["unexplained"][0]
+    assert u["near_unscheduled_election"]["epoch"] == 4
+    assert "within 10 s of a leader change that no fault caused" in next(
+        i["detail"] for i in r["invariants"] if i["name"] == "no unexplained duplicate execution")
+
+
+def test_a_leader_change_during_a_fault_is_scheduled():
+    h = H().add("cluster", 1.0, leader="a:1", epoch=3)
+    h.fault(1, 10.0, 20.0, ["orchestrator"]).add("cluster", 12.0, leader="b:1", epoch=4).add("health", 22.0, ok=True)
+    c = check(h.deadline(100).e)["counts"]
+    assert (c["leader_changes"], c["unscheduled_leader_changes"]) == (1, 0)
+
+
+def test_a_leader_change_during_a_gateway_fault_is_not_the_gateway_s_doing():
+    h = H().add("cluster", 1.0, leader="a:1", epoch=3)
+    h.fault(1, 10.0, 20.0, ["gateway"]).add("cluster", 21.0, leader="b:1", epoch=4).add("health", 25.0, ok=True)
+    assert check(h.deadline(100).e)["counts"]["unscheduled_leader_changes"] == 1
