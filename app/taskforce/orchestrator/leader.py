@@ -217,9 +217,15 @@ class Leader:
     # ---- the outbox -----------------------------------------------------------------------------
     def _pump(self) -> None:
         with self.state.lock:
-            todo = [e for e in self.state.s.outbox if e[0] > self.published_upto][:2000]
-        if not todo:
-            return
+            window = [e for e in self.state.s.outbox if e[0] > self.published_upto][:2000]
+            if not window:
+                return
+            # After a failover the outbox above the watermark is republished; a dispatch whose
+            # attempt the state already shows started, cancelled or superseded would only run
+            # twice (or at all), so it is skipped, and acked with the rest of the window.
+            jobs = self.state.s.jobs
+            todo = [e for e in window if e[1] != DISPATCH or _still_queued(jobs.get(e[2]["id"]), e[2])]
+        upto = window[-1][0]
         for seq, kind, data in todo:
             if kind == DISPATCH:
                 q = data["lane_queue"]
@@ -238,7 +244,11 @@ class Leader:
                 publish_unflushed(self.evpub, topo.EVENTS_X, f"job.{data['phase']}", dumps(data), props())
             elif kind == CONTROL:
                 publish_unflushed(self.evpub, topo.CONTROL_X, "", dumps(data), props())
-            upto = seq
         self.pub.wait(self.raft.commit_timeout_s)
         self.published_upto = upto
         self._commit_async(self.state.outbox_ack, self.epoch, self.published_upto)
+
+
+def _still_queued(job: Optional[dict], msg: dict) -> bool:
+    return (job is not None and job["status"] == "queued" and job["attempt"] == msg["attempt"]
+            and job["generation"] == msg["generation"])

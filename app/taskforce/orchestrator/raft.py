@@ -66,8 +66,10 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
         dynamicMembershipChange=True,
         autoTickPeriod=0.005,
         appendEntriesPeriod=0.05,
-        raftMinTimeout=0.6,
-        raftMaxTimeout=1.4,
+        # Wide enough that a starved CPU or a rejoining follower does not depose a healthy
+        # leader (pysyncobj has no pre-vote); each spurious election costs a failover.
+        raftMinTimeout=1.5,
+        raftMaxTimeout=3.0,
         connectionTimeout=3.5,
         logCompactionMinEntries=20000,
         logCompactionMinTime=60,

@@ -3,6 +3,7 @@ same shared types with the same results (app/schemas/vectors/contract)."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -14,8 +15,9 @@ class PlannedFailure(RuntimeError):
 
 def _log_exec(ctx) -> None:
     # One line per execution, so a drill can count duplicate executions from the journal.
-    print(json.dumps({"exec": ctx.job_id, "attempt": ctx.attempt, "node": ctx.node, "worker_id": ctx.worker_id}),
-          flush=True)
+    # One write() per line: slots share stdout, and two writes from two slots can interleave.
+    line = json.dumps({"exec": ctx.job_id, "attempt": ctx.attempt, "node": ctx.node, "worker_id": ctx.worker_id})
+    os.write(1, (line + "\n").encode())
 
 
 def noop(payload, ctx):

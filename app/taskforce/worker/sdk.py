@@ -71,6 +71,9 @@ class Worker:
         self.worker_id = worker_id or f"{cfg.node}-py-{os.getpid()}"
         self.handlers: dict[str, Handler] = {}
         self.cancelled: "OrderedDict[str, float]" = OrderedDict()
+        # (id, attempt, generation) this worker already reported: a second delivery of one
+        # (a republish after an orchestrator failover) is acked without running it again.
+        self.reported: "OrderedDict[tuple, None]" = OrderedDict()
         self.buffer: list[tuple[int, float, dict, Any]] = []  # (lane rank, arrival, job, delivery)
         self.slots: list[Slot] = []
         self.draining = False
@@ -205,6 +208,11 @@ class Worker:
         self.buffer.sort(key=lambda t: (t[0], t[1]))   # highest lane first, then arrival
         while free and self.buffer:
             _, _, job, tag = self.buffer.pop(0)
+            if (job["id"], job["attempt"], job.get("generation", 0)) in self.reported:
+                log.info("job %s attempt %s delivered again after its result; not running it twice",
+                         job["id"], job["attempt"])
+                self.to_ack.append(tag)
+                continue
             if job["id"] in self.cancelled:
                 self._finish(job, tag, "failed", error={"type": "Cancelled", "message": "cancelled before it started"})
                 continue
@@ -249,6 +257,9 @@ class Worker:
 
     def _finish(self, job: dict, tag: Any, kind: str, **extra) -> None:
         self._event(job, kind, confirm=True, **extra)
+        self.reported[(job["id"], job["attempt"], job.get("generation", 0))] = None
+        while len(self.reported) > 10_000:
+            self.reported.popitem(last=False)
         self.to_ack.append(tag)
         self.executed += 1
 

@@ -33,16 +33,23 @@ def job_id(principal: Principal, key: Optional[str]) -> str:
 
 
 def route(request: Request, spec: JobSpec) -> JobSpec:
-    """Routing by capability: a job that names no queue goes to `default` unless no live worker
-    on `default` serves its type; then to a queue whose workers do (seen in their heartbeats)."""
+    """Routing by capability, for a job that names no queue: `default` if every live worker
+    consuming `default` serves its type; else a queue all of whose live consumers serve it
+    (seen in their heartbeats). A worker handed a type it lacks can only fail it."""
     if "queue" in spec.model_fields_set:
         return spec
-    queues: set[str] = set()
+    consumers: dict[str, list[bool]] = {}
     for hb in request.app.state.feed.worker_list(time.time()):
-        if hb["alive"] and spec.type in (hb.get("types") or []):
-            queues.update(hb.get("queues") or [])
-    if queues and "default" not in queues:
-        return spec.model_copy(update={"queue": sorted(queues)[0]})
+        if not hb["alive"]:
+            continue
+        serves = spec.type in (hb.get("types") or [])
+        for q in hb.get("queues") or []:
+            consumers.setdefault(q, []).append(serves)
+    if not consumers or all(consumers.get("default", [False])):
+        return spec
+    able = sorted(q for q, flags in consumers.items() if all(flags))
+    if able:
+        return spec.model_copy(update={"queue": able[0]})
     return spec
 
 
