@@ -1,8 +1,9 @@
-"""`python -m drills list | run NAME... | check HISTORY`
+"""`python -m drills list | run NAME... | health | check HISTORY`
 
     python -m drills run leader-kill --inventory inventories/lab
     python -m drills run all --inventory inventories/lab --out reports/drills-now
     python -m drills run leader-kill gateway-kill --local            # a private dev cluster in /tmp/drills-dev
+    python -m drills health --inventory inventories/lab              # the health gate alone: no load, no fault
     python -m drills check reports/drills-.../leader-kill/history.jsonl
 
 Exit status: 0 when every drill that ran passed; 1 when any failed (a lost job, a broken
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--post", type=float, default=10.0, help="seconds of load after the last heal")
     run.add_argument("--settle", type=float, default=120.0, help="seconds for accepted jobs to finish after the load")
     run.add_argument("--recover", type=float, default=180.0, help="seconds for the cluster to be healthy after a heal")
+    hl = sub.add_parser("health", help="only say whether the cluster is fit for a drill (no load, no fault)")
+    hl.add_argument("--inventory", type=Path, required=True)
+    hl.add_argument("--backend", choices=["lab", "ssh"])
+    hl.add_argument("--gateway", action="append", dest="gateways", metavar="URL")
     chk = sub.add_parser("check", help="judge a recorded history again")
     chk.add_argument("history", type=Path)
     return ap
@@ -128,6 +133,23 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_health(a) -> int:
+    from .targets.base import Refused
+    from .targets.inventory import open_inventory
+    try:
+        t = open_inventory(a.inventory, a.backend, a.gateways)
+    except Refused as e:
+        print(f"drills: {e}", file=sys.stderr)
+        return 2
+    print(f"target: {t.describe()}")
+    reasons = t.health()
+    t.close()
+    for r in reasons:
+        print(f"  not healthy: {r}")
+    print("healthy: a drill would start" if not reasons else "a drill would refuse to start")
+    return 0 if not reasons else 2
+
+
 def cmd_check(a) -> int:
     from .checker import check
     from .history import load
@@ -142,6 +164,8 @@ def main(argv=None) -> int:
         return cmd_list()
     if a.cmd == "run":
         return cmd_run(a)
+    if a.cmd == "health":
+        return cmd_health(a)
     return cmd_check(a)
 
 
