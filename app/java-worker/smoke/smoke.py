@@ -347,9 +347,9 @@ def main() -> int:
         r.check("after a broker restart the worker recovers and runs jobs", t is not None and t["kind"] == "succeeded",
                 str(t))
 
-        # SIGTERM: running jobs finish within grace_s, buffered ones go back to the queue. The
-        # buffered ones go to the low lane: the normal lane's prefetch window is full of the
-        # running jobs, so only another lane's consumer can have jobs waiting in the buffer.
+        # SIGTERM: running jobs finish within grace_s, buffered ones go back to the queue. Both
+        # slots are busy, so the two low jobs wait in the buffer (the low lane's window of
+        # slots + prefetch has room for them) until the drain hands them back.
         running = [h.publish_job("sleep", {"seconds": 2}) for _ in range(2)]
         for j in running:
             h.wait(lambda e, j=j: e.get("job_id") == j and e.get("kind") == "started")
