@@ -103,12 +103,9 @@ def langs(rec: dict) -> list[str]:
     return [a["lang"] for a in rec["attempts"]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway route() keeps a job on `default` when ANY live worker on default serves its type, "
-    "so a Java-only type also reaches the Python worker there and dies UnknownJobType; it must "
-    "stay on default only when EVERY live default worker serves it (see docs/java-worker.md)"))
 def test_a_language_only_type_finds_its_language_without_a_queue(polyglot):
-    # Ten of each, one attempt each: on a shared queue about half would reach the other language.
+    # Ten of each, one attempt each: were they left on `default`, which both languages consume,
+    # about half would reach the other language and fail UnknownJobType.
     jvm = submit_all(polyglot, [{"type": "jvm_info", "max_attempts": 1}] * 10)
     py = submit_all(polyglot, [{"type": "py_info", "max_attempts": 1}] * 10)
     done = polyglot.wait_terminal(jvm + py, 60)

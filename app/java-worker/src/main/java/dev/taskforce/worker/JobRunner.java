@@ -20,10 +20,10 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Takes one delivery from start to acknowledgement, on the calling slot thread:
- * parse (or dead-letter), skip if cancelled, find the handler, publish {@code started},
- * run the handler on a handler thread under {@code timeout_s}, publish the outcome with a
- * confirm, and only then ack.
+ * Takes one delivery from start to acknowledgement, on the calling slot thread: parse (or
+ * dead-letter), ack without running an attempt already reported, skip if cancelled, find the
+ * handler, publish {@code started}, run the handler on a handler thread under
+ * {@code timeout_s}, publish the outcome with a confirm, and only then ack.
  *
  * <p>Handler threads come from an unbounded pool so that a handler which ignores its
  * interrupt after a timeout is simply abandoned: the slot is free again at once and the next
@@ -41,11 +41,13 @@ final class JobRunner {
     private static final int EXITED = 1;
     private static final int ABANDONED = 2;
     private static final long ABANDON_GRACE_NANOS = 100_000_000L;
+    private static final int REMEMBERED_ATTEMPTS = 10_000;
 
     private final Identity me;
     private final Map<String, Handler> handlers;
     private final Transport transport;
     private final Cancellations cancellations;
+    private final ReportedAttempts reported = new ReportedAttempts(REMEMBERED_ATTEMPTS);
     private final ExecutorService handlerThreads;
     private final Map<String, RunningJob> running = new ConcurrentHashMap<>();
     private final AtomicInteger busyHandlerThreads = new AtomicInteger();
@@ -97,6 +99,12 @@ final class JobRunner {
             job = JobMessage.parse(delivery.body());
         } catch (MalformedMessageException e) {
             deadLetter(delivery, e.getMessage());
+            return;
+        }
+        if (reported.contains(job)) {
+            log.info("job {} attempt {}: delivered again after its outcome was reported; acked, not run twice",
+                    job.id(), job.attempt());
+            ack(delivery);
             return;
         }
         if (cancellations.contains(job.id())) {
@@ -210,6 +218,12 @@ final class JobRunner {
             giveBack(delivery, null, "could not publish " + kind + ": " + e);
             return;
         }
+        // Only a confirmed outcome counts as reported: an unconfirmed one is requeued above and must run again.
+        reported.add(event.path("job_id").asText(), event.path("attempt").asLong(), event.path("generation").asLong());
+        ack(delivery);
+    }
+
+    private void ack(InboundJob delivery) {
         try {
             transport.ack(delivery);
         } catch (IOException | RuntimeException e) {
@@ -226,12 +240,7 @@ final class JobRunner {
             giveBack(delivery, null, "could not dead-letter: " + e);
             return;
         }
-        try {
-            transport.ack(delivery);
-        } catch (IOException | RuntimeException e) {
-            log.warn("delivery {} from {}: ack failed ({}); the broker will redeliver it",
-                    delivery.deliveryTag(), delivery.sourceQueue(), e.toString());
-        }
+        ack(delivery);
     }
 
     /** The outcome could not be recorded: requeue, so the job runs again (x-delivery-limit bounds that). */

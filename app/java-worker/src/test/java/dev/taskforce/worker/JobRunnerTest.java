@@ -1,6 +1,7 @@
 package dev.taskforce.worker;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -12,6 +13,7 @@ import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -57,6 +59,52 @@ class JobRunnerTest {
         runner().process(d);
         assertEquals(List.of("publish job.started j1", "publish job.succeeded j1", "ack " + d.deliveryTag()), stub.log);
         assertEquals(Jobs.obj("{\"a\":[1,2]}"), stub.terminalFor("j1").get("result"));
+    }
+
+    /** A dispatch published again after an orchestrator failover must not run the attempt twice. */
+    @Test
+    void aSecondDeliveryOfAReportedAttemptIsAckedWithoutRunning() {
+        AtomicInteger runs = new AtomicInteger();
+        handlers.put("echo", (p, c) -> {
+            runs.incrementAndGet();
+            return p;
+        });
+        JsonNode msg = Jobs.message("j-dup", "echo", Jobs.obj("1"));
+        InboundJob first = Jobs.delivery(msg), again = Jobs.delivery(msg);
+        runner().process(first);
+        runner().process(again);
+        assertEquals(1, runs.get());
+        assertEquals(List.of("publish job.started j-dup", "publish job.succeeded j-dup", "ack " + first.deliveryTag(),
+                "ack " + again.deliveryTag()), stub.log);
+
+        ObjectNode retry = Jobs.message("j-dup", "echo", Jobs.obj("2"));
+        retry.put("attempt", 2);
+        runner().process(Jobs.delivery(retry));
+        ObjectNode revived = Jobs.message("j-dup", "echo", Jobs.obj("3"));
+        revived.put("generation", 1);
+        runner().process(Jobs.delivery(revived));
+        assertEquals(3, runs.get(), "another attempt, or another generation, is a new run");
+    }
+
+    /** An outcome the broker never confirmed was not reported: the redelivery must run again. */
+    @Test
+    void anUnconfirmedOutcomeDoesNotCountAsReported() {
+        AtomicInteger runs = new AtomicInteger();
+        handlers.put("echo", (p, c) -> {
+            runs.incrementAndGet();
+            return p;
+        });
+        JsonNode msg = Jobs.message("j-unconfirmed", "echo", Jobs.obj("{}"));
+        stub.failPublish = rk -> rk.equals("job.succeeded");
+        InboundJob first = Jobs.delivery(msg);
+        runner().process(first);
+        assertEquals(List.of(first.deliveryTag()), stub.requeued);
+        stub.failPublish = rk -> false;
+        InboundJob again = Jobs.delivery(msg);
+        runner().process(again);
+        assertEquals(2, runs.get());
+        assertEquals("succeeded", stub.terminalFor("j-unconfirmed").get("kind").asText());
+        assertEquals(List.of(again.deliveryTag()), stub.acked);
     }
 
     @Test
