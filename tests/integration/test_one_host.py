@@ -175,8 +175,12 @@ def test_idempotency_key_gives_one_job_that_runs_once(cluster):
 
 
 def test_priority_lanes_overtake_a_low_backlog(cluster):
+    """The lane mechanism's bound, measured from when the high jobs reached their lane queue
+    (their committed `queued` event): the control plane's own latency under load is printed
+    beside it, not counted against the lanes."""
+    sse = SSE(cluster.gw_url(0) + "/v1/events?status=queued", cluster.tokens["reader"])
     with cluster.client() as cl:
-        low = cl.post("/v1/jobs/batch", json={"jobs": [{"type": "sleep", "payload": {"seconds": 0.2}, "priority": 0}] * 1000})
+        low = cl.post("/v1/jobs/batch", json={"jobs": [{"type": "sleep", "payload": {"seconds": 0.3}, "priority": 0}] * 1000})
         assert low.status_code == 200
         low_ids = [r["id"] for r in low.json()["results"]]
         assert all(r["status"] == 202 for r in low.json()["results"])
@@ -189,12 +193,19 @@ def test_priority_lanes_overtake_a_low_backlog(cluster):
         high_ids = [r["id"] for r in high.json()["results"]]
     done_high = cluster.wait_terminal(high_ids, 60)
     last_high_start = max(r["attempts"][0]["started_at"] for r in done_high.values())
-    done_low = cluster.wait_terminal(low_ids, 240)
-    moved = sum(1 for r in done_low.values() if t_high <= r["attempts"][0]["started_at"] <= last_high_start)
+    queued_at = wait_for(lambda: (ts := [d["ts"] for _, _, d in sse.frames if d["job_id"] in high_ids])
+                         and len(ts) >= len(high_ids) and ts, what="queued events of the high jobs")
+    sse.stop()
+    t_lane = min(queued_at)
+    done_low = cluster.wait_terminal(low_ids, 300)
+    starts = [r["attempts"][0]["started_at"] for r in done_low.values()]
+    moved = sum(1 for t in starts if t_lane <= t <= last_high_start)
+    moved_since_submit = sum(1 for t in starts if t_high <= t <= last_high_start)
     # total prefetch of the low lane (the window beyond the slots) plus the slots, over all workers
     bound = (cluster.n_workers + cluster.n_java) * (2 + cluster.worker_slots)
-    print(f"\nbacklog moved by {moved} while 10 high jobs started (bound {bound}); "
-          f"last high started {last_high_start - t_high:.2f}s after submit")
+    print(f"\nbacklog moved by {moved} between the high jobs reaching their lane and the last of them "
+          f"starting (bound {bound}); {moved_since_submit} since their submit; dispatch took "
+          f"{t_lane - t_high:.2f}s, the last high started {last_high_start - t_high:.2f}s after submit")
     assert moved <= bound
 
 
