@@ -56,6 +56,14 @@ class SSE:
         assert self.ready.wait(10), "SSE stream did not open"
 
     def _run(self) -> None:
+        try:
+            self._read()
+        except httpx.HTTPError:
+            if not self._stop:   # the stream ending when the cluster stops is expected
+                self.error = True
+            self.ready.set()
+
+    def _read(self) -> None:
         with httpx.Client(timeout=None) as c, c.stream("GET", self.url, headers=self._h) as r:
             self.status = r.status_code
             self.ready.set()
