@@ -178,3 +178,21 @@ def test_report_table_and_timeline_series():
     md = table([r, DrillResult("leader-isolate", "unsupported", reason="no partitions")])
     assert "| leader-kill | **FAILED** |" not in md and "| leader-kill | passed | 1 | 1 | 0 |" in md
     assert "unsupported: no partitions" in md
+
+
+def test_journal_entries_are_parsed_stamped_and_deduplicated_by_cursor():
+    import json as _json
+    from drills.executions import JournalFollow
+    h = History()
+    jf = JournalFollow(["worker1"], lambda n: ["true"], h, since=0)
+    line = '{"exec": "a", "attempt": 1, "node": "worker1", "worker_id": "worker1-py-1"}'
+    entry = {"MESSAGE": line, "__REALTIME_TIMESTAMP": "1700000000500000", "__CURSOR": "s=1;i=5"}
+    jf._take("worker1", _json.dumps(entry))
+    jf._take("worker1", _json.dumps(entry))                     # again after a follower restart
+    as_bytes = dict(entry, MESSAGE=list(line.replace('"a"', '"b"').encode()), __CURSOR="s=1;i=6")
+    jf._take("worker1", _json.dumps(as_bytes))                  # journald's form for non-UTF-8 text
+    jf._take("worker1", "not json")
+    got = h.of("exec")
+    assert [(e["id"], e["t"], e["src"]) for e in got] == [("a", 1700000000.5, "journal:worker1"),
+                                                           ("b", 1700000000.5, "journal:worker1")]
+    assert "--since @-1" in jf._cmd(False) and "-u 'taskforce-worker@*'" in jf._cmd(True)
