@@ -149,6 +149,7 @@ class Worker:
         self.pub = ConfirmBatch(conn)
         self.ev = conn.channel()
         self.to_ack: list[int] = []
+        self.to_report: list[tuple] = []
         last_hb = 0.0
         drain_deadline = None
         while True:
@@ -257,9 +258,7 @@ class Worker:
 
     def _finish(self, job: dict, tag: Any, kind: str, **extra) -> None:
         self._event(job, kind, confirm=True, **extra)
-        self.reported[(job["id"], job["attempt"], job.get("generation", 0))] = None
-        while len(self.reported) > 10_000:
-            self.reported.popitem(last=False)
+        self.to_report.append((job["id"], job["attempt"], job.get("generation", 0)))
         self.to_ack.append(tag)
         self.executed += 1
 
@@ -272,6 +271,12 @@ class Worker:
         for tag in self.to_ack:
             self.ch.basic_ack(tag)
         self.to_ack.clear()
+        # Only a confirmed outcome counts as reported; an unconfirmed one will be redelivered and run.
+        for key in self.to_report:
+            self.reported[key] = None
+        self.to_report.clear()
+        while len(self.reported) > 10_000:
+            self.reported.popitem(last=False)
 
     def _hand_back_buffer(self) -> None:
         for _, _, _, tag in self.buffer:
