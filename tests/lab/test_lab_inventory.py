@@ -50,3 +50,8 @@ def test_write_replaces_the_file(tmp_path):
     inventory.write(target, parse_nodes("core1,worker1", "10.77.0"), KEY)
     assert "worker1" in yaml.safe_load(target.read_text())["all"]["hosts"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["hosts.yml"]
+
+
+def test_nodes_outside_the_cluster_are_left_out():
+    data = load("core1,worker1,mol-rmq1,scratch")
+    assert set(data["all"]["hosts"]) == {"core1", "worker1"}
