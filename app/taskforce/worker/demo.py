@@ -3,7 +3,6 @@ same shared types with the same results (app/schemas/vectors/contract)."""
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -17,7 +16,8 @@ def _log_exec(ctx) -> None:
     # One line per execution, so a drill can count duplicate executions from the journal.
     # One write() per line: slots share stdout, and two writes from two slots can interleave.
     line = json.dumps({"exec": ctx.job_id, "attempt": ctx.attempt, "node": ctx.node, "worker_id": ctx.worker_id})
-    os.write(1, (line + "\n").encode())
+    sys.stdout.write(line + "\n")   # one string, one write: the newline is not a second call
+    sys.stdout.flush()
 
 
 def noop(payload, ctx):
