@@ -32,7 +32,7 @@ lab-check: ## pre-checks only: inventory shape, OS, RabbitMQ versions, secrets
 lab-cluster-test: ## testinfra checks against the running lab
 	$(LAB_PYTHON) -m pytest -q tests/cluster
 
-LAB_MOLECULE_ROLES ?= pre_checks common rabbitmq
+LAB_MOLECULE_ROLES ?= pre_checks common rabbitmq orchestrator gateway worker_python worker_java
 
 lab-molecule: ## each role's molecule scenario on fresh lab nodes (root)
 	@set -e; for role in $(LAB_MOLECULE_ROLES); do \
