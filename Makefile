@@ -6,6 +6,7 @@ APT_PACKAGES := rabbitmq-server systemd-container debootstrap nftables iproute2 
 
 include mk/java.mk
 include mk/lab.mk
+include mk/drills.mk
 
 .PHONY: help deps venv test test-unit test-lab test-integration test-cluster dev bench-local wheelhouse up down clean
 
@@ -23,7 +24,7 @@ deps: ## install everything the tests need on a clean Debian/Ubuntu machine (roo
 venv: ## the Python venv with the app and its test tools
 	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt
+	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt -r mk/drills-requirements.txt
 
 test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integration (one host), the lab cluster tier
 	$(MAKE) test-unit
@@ -32,8 +33,8 @@ test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integr
 	$(MAKE) test-integration
 	$(MAKE) test-cluster
 
-test-unit: ## fast (seconds): pure logic, CRDT laws, schemas, contract vectors
-	$(PYTEST) -q tests/unit tests/contract
+test-unit: ## fast (seconds): pure logic, CRDT laws, schemas, contract vectors, the drills' checker
+	$(PYTEST) -q tests/unit tests/contract tests/drills
 
 test-lab: ## the lab's own logic and the pre-check playbook against bad inventories (minutes; no nodes)
 	$(PYTEST) -q tests/lab
