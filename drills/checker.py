@@ -259,12 +259,16 @@ def _faults(h: list[dict]) -> list[dict]:
     for f in faults:
         after = f["heal"] if f["heal"] is not None else f["inject"]
         f["healthy"] = _first(t for t in health_ok if t >= after)
+        # A cluster that never recovered was disrupted at least until the drill stopped asking.
+        f["recovering_until"] = max((e["t"] for e in h if e["type"] == "health" and e.get("fault_id") == f["id"]),
+                                    default=None)
     return sorted(faults, key=lambda f: f["inject"])
 
 
 def _window(f: dict, slack: float) -> tuple[float, float]:
-    """From just before a fault until just after the cluster was healthy again."""
-    end = max(x for x in (f["inject"], f["heal"], f["healthy"]) if x is not None)
+    """From just before a fault until just after the cluster was healthy again (or, if it never
+    was, until the last look at its health)."""
+    end = max(x for x in (f["inject"], f["heal"], f["healthy"], f.get("recovering_until")) if x is not None)
     return f["inject"] - slack, end + slack
 
 

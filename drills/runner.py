@@ -95,7 +95,11 @@ class Ctx:
                 print(f"  healthy again after {dt:.1f}s", flush=True)
                 return dt
             time.sleep(1.0)
-        self.check(f"cluster healthy again within {self.p.recover_s:.0f}s", False, "; ".join(reasons[:3]))
+        try:   # the broker's own view is skipped while cheaper checks fail; say it now
+            reasons += [r for r in self.target.extra_health() if r not in reasons]
+        except Exception:
+            pass
+        self.check(f"cluster healthy again within {self.p.recover_s:.0f}s", False, "; ".join(reasons[:4]))
         return None
 
     def hold(self, seconds: float) -> None:

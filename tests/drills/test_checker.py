@@ -258,3 +258,15 @@ def test_a_leader_change_during_a_gateway_fault_is_not_the_gateway_s_doing():
     h = H().add("cluster", 1.0, leader="a:1", epoch=3)
     h.fault(1, 10.0, 20.0, ["gateway"]).add("cluster", 21.0, leader="b:1", epoch=4).add("health", 25.0, ok=True)
     assert check(h.deadline(100).e)["counts"]["unscheduled_leader_changes"] == 1
+
+
+def test_a_fault_the_cluster_never_recovered_from_lasts_until_the_last_health_check():
+    h = H().add("cluster", 1.0, leader="a:1", epoch=3)
+    h.fault(1, 10.0, 20.0, ["rabbitmq", "orchestrator"], node="core3")
+    for t in range(21, 200, 10):
+        h.add("health", float(t), ok=False, reasons=["no live worker"], fault_id=1)
+    h.add("cluster", 60.0, leader="b:1", epoch=4)                       # the rejoin deposes the leader
+    h.job(1, 59.0).exec("j1", 60.5)
+    r = check(h.deadline(300).e)
+    assert r["counts"]["unscheduled_leader_changes"] == 0
+    assert r["counts"]["duplicates_explained"] == 1 and r["counts"]["duplicates_unexplained"] == 0
