@@ -42,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="--local: a Java worker too (auto: when build/taskforce-worker.jar exists)")
     run.add_argument("--out", type=Path, help="report directory (default reports/drills-<timestamp>)")
     run.add_argument("--rate", type=float, default=10.0, help="submits per second (default 10)")
-    run.add_argument("--mix", choices=["routed", "explicit"], default="routed",
+    run.add_argument("--mix", choices=["routed", "explicit", "common"], default="routed",
                      help="routed (default): language-only job types name no queue, so the gateway routes them "
-                          "by capability; explicit: they name their language's queue")
+                          "by capability; explicit: they name their language's queue; common: only types both "
+                          "languages serve, on the default queue")
     run.add_argument("--hold", type=float, help="seconds each fault stays in force (default: per drill)")
     run.add_argument("--warmup", type=float, default=8.0)
     run.add_argument("--post", type=float, default=10.0, help="seconds of load after the last heal")
@@ -92,7 +93,7 @@ def cmd_run(a) -> int:
     names = _names(a.names)
     out = a.out or REPO / "reports" / f"drills-{time.strftime('%Y%m%d-%H%M%S')}"
     params = RunParams(rate=a.rate, warmup_s=a.warmup, post_s=a.post, settle_s=a.settle, recover_s=a.recover,
-                       hold_s=a.hold, explicit_queues=a.mix == "explicit")
+                       hold_s=a.hold, mix=a.mix)
     target = None
     try:
         if a.local:

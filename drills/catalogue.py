@@ -18,16 +18,23 @@ from .targets.base import CRASH, PARTITION, PAUSE, POWER_CUT, STOP, Component, R
 from .workload import JobKind
 
 
-def default_mix(t: Target, explicit: bool = False) -> list[JobKind]:
-    """Short jobs both languages serve, plus one type per language. By default the
-    language-only types name no queue, so that routing by capability is part of every drill;
-    `explicit` names their language's queue instead (--mix explicit)."""
-    mix = [JobKind("sleep", {"seconds": 0.3}, weight=3), JobKind("noop", {}, weight=1)]
+MIXES = ("routed", "explicit", "common")
+
+
+def default_mix(t: Target, mix: str = "routed") -> list[JobKind]:
+    """Short jobs both languages serve, plus one type per language. `routed` (the default):
+    the language-only types name no queue, so that routing by capability is part of every
+    drill; `explicit`: they name their language's queue; `common`: only the types both
+    languages serve, on `default` (for clusters whose workers consume `default` alone)."""
+    kinds = [JobKind("sleep", {"seconds": 0.3}, weight=3), JobKind("noop", {}, weight=1)]
+    if mix == "common":
+        return kinds
+    explicit = mix == "explicit"
     if "python" in t.langs():
-        mix.append(JobKind("py_info", {}, queue="python" if explicit else None, weight=0.5))
+        kinds.append(JobKind("py_info", {}, queue="python" if explicit else None, weight=0.5))
     if "java" in t.langs():
-        mix.append(JobKind("jvm_info", {}, queue="java" if explicit else None, weight=0.5))
-    return mix
+        kinds.append(JobKind("jvm_info", {}, queue="java" if explicit else None, weight=0.5))
+    return kinds
 
 
 @dataclass
@@ -36,7 +43,7 @@ class Drill:
     summary: str
     needs: frozenset
     schedule_fn: Callable[[Ctx], None]
-    mix_fn: Callable[[Target, bool], list[JobKind]] = default_mix
+    mix_fn: Callable[[Target, str], list[JobKind]] = default_mix
     prepare_fn: Optional[Callable[[Target], None]] = None
     post_fn: Optional[Callable[[Ctx], None]] = None
     ci: bool = False
@@ -45,8 +52,8 @@ class Drill:
     def schedule(self, ctx: Ctx) -> None:
         self.schedule_fn(ctx)
 
-    def mix(self, t: Target, explicit: bool = False) -> list[JobKind]:
-        return self.mix_fn(t, explicit)
+    def mix(self, t: Target, mix: str = "routed") -> list[JobKind]:
+        return self.mix_fn(t, mix)
 
     def prepare(self, t: Target) -> None:
         if self.prepare_fn:
@@ -202,11 +209,13 @@ def rabbit_partition(ctx: Ctx) -> None:
 
 
 # ---- workers ----------------------------------------------------------------------------------
-def _lang_mix(lang: str) -> Callable[[Target, bool], list[JobKind]]:
-    def mix(t: Target, explicit: bool = False) -> list[JobKind]:
+def _lang_mix(lang: str) -> Callable[[Target, str], list[JobKind]]:
+    def mix(t: Target, mix: str = "routed") -> list[JobKind]:
         # Half the load runs on this language's own queue, long enough that several jobs are
-        # always in flight on each of its workers; the other half keeps the rest busy.
-        return [JobKind("sleep", {"seconds": 0.6}, queue=lang, weight=1), JobKind("noop", {}, weight=1)]
+        # always in flight on each of its workers; the other half keeps the rest busy. With
+        # `common`, the long jobs go to `default`, where both languages take them.
+        return [JobKind("sleep", {"seconds": 0.6}, queue=None if mix == "common" else lang, weight=1),
+                JobKind("noop", {}, weight=1)]
     return mix
 
 

@@ -30,7 +30,7 @@ class RunParams:
     precheck_s: float = 60.0      # how long to wait for health before refusing
     hold_s: Optional[float] = None   # override each drill's own fault duration
     flush_s: float = 1.0             # for the last execution lines to reach their logs
-    explicit_queues: bool = False    # language-only job types name their queue (no routing by capability)
+    mix: str = "routed"              # routed | explicit | common (catalogue.default_mix)
     seed: int = 1
 
 
@@ -201,7 +201,7 @@ def run_drill(drill, target: Target, params: RunParams, out_dir: Path) -> DrillR
     run_tag = f"drill-{drill.name}-{secrets.token_hex(3)}"
     history.add("mark", what="drill-start", run_tag=run_tag, drill=drill.name, target=target.describe())
     history.add("health", ok=True, reasons=[], phase="pre")
-    wcfg = WorkloadConfig(rate=params.rate, mix=drill.mix(target, params.explicit_queues), seed=params.seed)
+    wcfg = WorkloadConfig(rate=params.rate, mix=drill.mix(target, params.mix), seed=params.seed)
     execs = target.executions(history, since=time.time())
     workload = Workload(target, history, wcfg, run_tag).start()
     ctx = Ctx(target, history, params, workload)

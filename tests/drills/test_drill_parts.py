@@ -196,3 +196,17 @@ def test_journal_entries_are_parsed_stamped_and_deduplicated_by_cursor():
     assert [(e["id"], e["t"], e["src"]) for e in got] == [("a", 1700000000.5, "journal:worker1"),
                                                            ("b", 1700000000.5, "journal:worker1")]
     assert "--since @-1" in jf._cmd(False) and "-u 'taskforce-worker@*'" in jf._cmd(True)
+
+
+def test_the_mixes_route_language_only_types_three_ways():
+    from drills.catalogue import default_mix
+
+    class T:
+        def langs(self):
+            return {"python", "java"}
+    q = {m: {k.type: k.queue for k in default_mix(T(), m)} for m in ("routed", "explicit", "common")}
+    assert q["routed"] == {"sleep": None, "noop": None, "py_info": None, "jvm_info": None}
+    assert q["explicit"]["py_info"] == "python" and q["explicit"]["jvm_info"] == "java"
+    assert q["common"] == {"sleep": None, "noop": None}
+    lang = CATALOGUE["worker-power-cut-java"].mix(T(), "explicit")
+    assert lang[0].queue == "java" and CATALOGUE["worker-power-cut-java"].mix(T(), "common")[0].queue is None

@@ -24,7 +24,7 @@ def worker_crash(ctx):
 
 
 DRILL = Drill("fake-worker-crash", "a crash that changes nothing", frozenset({CRASH}), worker_crash,
-              mix_fn=lambda t, explicit=False: [JobKind("noop")])
+              mix_fn=lambda t, mix="routed": [JobKind("noop")])
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_a_lost_job_fails_the_drill(fake, tmp_path):
 def test_a_job_run_twice_on_a_healthy_worker_fails_the_drill(fake, tmp_path):
     fake.run_twice_next = 1
     quiet = Drill("fake-quiet", "no fault at all", frozenset(), lambda ctx: None,
-                  mix_fn=lambda t, explicit=False: [JobKind("noop")])
+                  mix_fn=lambda t, mix="routed": [JobKind("noop")])
     r = run_drill(quiet, FakeTarget(fake), FAST, tmp_path / "out")
     assert r.status == "failed"
     assert r.verdict["counts"]["duplicates_unexplained"] == 1
