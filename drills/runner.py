@@ -211,6 +211,12 @@ def run_drill(drill, target: Target, params: RunParams, out_dir: Path) -> DrillR
         time.sleep(params.warmup_s)
         try:
             drill.schedule(ctx)
+        except Exception as e:
+            # The schedule broke (a node that would not boot, say): record it, heal what is
+            # left, and still let accepted jobs finish, so that the counts mean something.
+            res.status, res.reason = "error", f"{type(e).__name__}: {e}"
+            history.add("mark", what="error", error=res.reason)
+            print(f"   error: {res.reason}", flush=True)
         finally:
             for fid in list(ctx.open_faults):   # never leave a fault behind, whatever happened
                 try:
