@@ -134,7 +134,8 @@ class Rabbit:
         """vhost, one user per component, no guest: the same shape the rabbitmq role makes."""
         self.ctl("add_vhost", "taskforce", check=False)
         for user in ("gateway", "orchestrator", "worker", "admin"):
-            pw = self.passwords.setdefault(user, secrets.token_urlsafe(16))
+            # hex: a password starting with "-" would be read by rabbitmqctl as an option
+            pw = self.passwords.setdefault(user, secrets.token_hex(16))
             self.ctl("delete_user", user, check=False)
             self.ctl("add_user", user, pw)
             self.ctl("set_permissions", "-p", "taskforce", user, ".*", ".*", ".*")
