@@ -7,7 +7,7 @@ pickle into the Raft journal and travel as JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .model import Phase
 
@@ -48,9 +48,6 @@ class JobStatus:
 
     def __le__(self, other: "JobStatus") -> bool:
         return self.key() <= other.key()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "attempt": self.attempt, "phase": self.phase.value}
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,3 @@ class GCounter:
     @property
     def value(self) -> int:
         return sum(self.counts.values())
-
-    @classmethod
-    def from_mapping(cls, m: Mapping[str, int]) -> "GCounter":
-        return cls(dict(m))

@@ -79,8 +79,3 @@ def props(headers: Optional[dict] = None) -> pika.BasicProperties:
 
 def dumps(msg: Any) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode()
-
-
-def publish_confirmed(ch, exchange: str, routing_key: str, body: bytes, headers: Optional[dict] = None) -> None:
-    """Publish on a confirm-mode channel; raises if the broker nacks or cannot route it."""
-    ch.basic_publish(exchange, routing_key, body, props(headers), mandatory=True)

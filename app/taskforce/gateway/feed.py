@@ -34,8 +34,12 @@ class JobView:
         st = JobStatus(int(rec.get("generation", 0)), int(rec.get("attempt", 0)), Phase(rec["status"]))
         cur = self.records.get(rec["id"])
         if cur is not None:
-            if cur[0].merge(st) == cur[0] and not (st == cur[0] and rec.get("updated_at", 0) > cur[1].get("updated_at", 0)):
-                return False
+            old_st, old = cur
+            if st.key() < old_st.key():
+                return False   # behind in the lattice: a late or duplicated event
+            if st == old_st and rec.get("updated_at", 0) <= old.get("updated_at", 0):
+                return False   # same status, nothing newer (such as progress) to show
+
         self.records[rec["id"]] = (st, rec)
         self.records.move_to_end(rec["id"])
         while len(self.records) > self.capacity:

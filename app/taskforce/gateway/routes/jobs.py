@@ -59,9 +59,13 @@ def command_for(spec: JobSpec, jid: str, now: float) -> dict:
     return {"v": 1, "kind": "submit", "job": job}
 
 
+def payload_over(spec: JobSpec, limit: int) -> bool:
+    return len(json.dumps(spec.payload, separators=(",", ":"))) > limit
+
+
 def check_payload(request: Request, spec: JobSpec) -> None:
     limit = request.app.state.cfg.gateway.max_payload_bytes
-    if len(json.dumps(spec.payload, separators=(",", ":"))) > limit:
+    if payload_over(spec, limit):
         raise HTTPException(413, f"payload over the limit of {limit} bytes")
 
 
@@ -104,7 +108,7 @@ async def submit_batch(batch: BatchSpec, request: Request,
     results: list[BatchItem] = []
     commands, ids = [], []
     for i, spec in enumerate(batch.jobs):
-        if len(json.dumps(spec.payload, separators=(",", ":"))) > limit:
+        if payload_over(spec, limit):
             results.append(BatchItem(index=i, status=413, error=f"payload over {limit} bytes"))
             continue
         spec = route(request, spec)
