@@ -26,12 +26,13 @@ venv: ## the Python venv with the app and its test tools
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt -r mk/drills-requirements.txt
 
-test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integration (one host), the lab cluster tier
+test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integration (one host), the lab cluster tier, the CI drills
 	$(MAKE) test-unit
 	$(MAKE) java-build
 	$(MAKE) test-lab
 	$(MAKE) test-integration
 	$(MAKE) test-cluster
+	$(MAKE) drills-ci
 
 test-unit: ## fast (seconds): pure logic, CRDT laws, schemas, contract vectors, the drills' checker
 	$(PYTEST) -q tests/unit tests/contract tests/drills

@@ -175,12 +175,30 @@ def start(settings: Settings, node: Node, rootfs: Path) -> int:
     cgroup = freezer_dir(settings, node.name)
     if cgroup is not None:
         (cgroup / "freezer.state").write_text("THAWED")
+    _clear_stale_veth(node.name)
     with open(home / "console.log", "ab") as console:
         proc = subprocess.Popen(
             nspawn_command(settings, node, rootfs),
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_join_cgroups(cgroups), close_fds=True)
     return proc.pid
+
+
+def host_veth(name: str) -> str:
+    """The host side of the node's veth pair, as nspawn names it (IFNAMSIZ is 16)."""
+    return f"vb-{name}"[:15]
+
+
+def _clear_stale_veth(name: str, wait: float = 5.0) -> None:
+    """After a power cut the kernel can keep the old veth for a moment, and nspawn
+    then fails with `Failed to add new veth interfaces ... File exists`. Wait for it
+    to go, and delete it if it lingers: no live container owns it any more."""
+    link = Path("/sys/class/net") / host_veth(name)
+    deadline = time.monotonic() + wait
+    while link.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if link.exists():
+        sh.run(["ip", "link", "delete", host_veth(name)], check=False)
 
 
 def is_running(pid: int | None, name: str) -> bool:
