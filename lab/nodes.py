@@ -185,8 +185,10 @@ def start(settings: Settings, node: Node, rootfs: Path) -> int:
 
 
 def host_veth(name: str) -> str:
-    """The host side of the node's veth pair, as nspawn names it (IFNAMSIZ is 16)."""
-    return f"vb-{name}"[:15]
+    """The host side of the node's veth pair, as nspawn names it. Longer names than
+    IFNAMSIZ allows are shortened by nspawn in a version-dependent way; the lab's
+    node names are short enough not to be."""
+    return f"vb-{name}"
 
 
 def _clear_stale_veth(name: str, wait: float = 5.0) -> None:

@@ -55,6 +55,10 @@ def test_nspawn_command_boots_on_an_overlay_with_the_shared_hosts(settings):
     assert f"--bind-ro={settings.hosts_file}:/etc/hosts" in argv
 
 
+def test_host_veth_name_is_nspawns():
+    assert nodes.host_veth("core1") == "vb-core1"
+
+
 def test_network_unit_has_the_address_and_no_gateway(settings):
     unit = nodes.network_unit(Node("core1", "10.77.0.11"), settings)
     assert "Name=host0" in unit and "Address=10.77.0.11/24" in unit
