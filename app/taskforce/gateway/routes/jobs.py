@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Optional
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ...model import Accepted, BatchItem, BatchResult, BatchSpec, JobPage, JobRecord, JobSpec, Phase, lane_for
@@ -53,6 +53,17 @@ def route(request: Request, spec: JobSpec) -> JobSpec:
     return spec
 
 
+def unserved(request: Request, spec: JobSpec) -> Optional[str]:
+    """Why no live worker will take this job now, or None. Such a job is still accepted (its
+    workers may be starting), but the client is told, in a Warning header, that it waits."""
+    queue = spec.queue
+    live = [hb for hb in request.app.state.feed.worker_list(time.time()) if hb["alive"]]
+    if not live or any(queue in (hb.get("queues") or []) and spec.type in (hb.get("types") or [])
+                       for hb in live):
+        return None
+    return f'199 taskforce "no live worker consumes queue {queue} and serves type {spec.type}; the job waits for one"'
+
+
 def command_for(spec: JobSpec, jid: str, now: float) -> dict:
     job = spec.model_dump()
     job.update(id=jid, submitted_at=now)
@@ -78,11 +89,12 @@ def remember(request: Request, jid: str, spec: JobSpec, now: float) -> None:
 
 @router.post("", status_code=202, response_model=Accepted,
              responses={413: {"description": "payload too large"}, 503: {"description": "broker unavailable; retry"}})
-async def submit(spec: JobSpec, request: Request,
+async def submit(spec: JobSpec, request: Request, response: Response,
                  idempotency_key: Optional[str] = Header(default=None, max_length=200),
                  principal: Principal = Depends(require("submit"))):
     check_payload(request, spec)
     spec = route(request, spec)
+    warning = unserved(request, spec)
     jid = job_id(principal, idempotency_key)
     now = time.time()
     t0 = time.perf_counter()
@@ -94,6 +106,8 @@ async def submit(spec: JobSpec, request: Request,
     metrics.PUBLISH_SECONDS.observe(time.perf_counter() - t0)
     metrics.SUBMITS.labels("accepted").inc()
     remember(request, jid, spec, now)
+    if warning:
+        response.headers["Warning"] = warning
     return Accepted(id=jid)
 
 
