@@ -11,6 +11,8 @@ import threading
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import syncobj as _syncobj_module
+from pysyncobj.journal import FileJournal
 
 from ..config import RaftConfig
 from .schedule import Schedule
@@ -55,6 +57,63 @@ class ReplicatedSchedule(SyncObjConsumer):
             return self.s.outbox_ack(epoch, upto)
 
 
+class DurableJournal(FileJournal):
+    """pysyncobj writes its journal into an mmap and msyncs it only at shutdown. A crashed
+    process keeps those pages (the page cache survives it); a power loss of a majority does
+    not, and entries the cluster had committed could vanish. This journal remembers that it
+    holds unsynced entries, and DurableSyncObj syncs it before they can count."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.dirty = False
+        self.syncs = 0
+
+    def add(self, command, idx, term):
+        super().add(command, idx, term)
+        self.dirty = True
+
+    def deleteEntriesFrom(self, entryFrom):
+        super().deleteEntriesFrom(entryFrom)
+        self.dirty = True
+
+    def sync(self) -> None:
+        if self.dirty:
+            self.flush()
+            self.dirty = False
+            self.syncs += 1
+
+
+def _journal(path):
+    return DurableJournal(path) if path else _create_journal(path)
+
+
+_create_journal = _syncobj_module.createJournal
+# SyncObj builds its journal through this module-level name; one process runs one SyncObj.
+_syncobj_module.createJournal = _journal
+
+
+class DurableSyncObj(SyncObj):
+    """Syncs the journal at the two points where an entry starts to count toward a majority:
+    a follower, before it tells the leader it holds the entries; the leader, at the start of
+    each tick, before it advances the commit index (it counts its own copy). One msync per
+    message or tick, not per entry. Both hooks run on pysyncobj's own thread, the only one
+    that touches the journal."""
+
+    def _journal_sync(self) -> None:
+        log = self._SyncObj__raftLog
+        if isinstance(log, DurableJournal):
+            log.sync()
+
+    def _SyncObj__sendNextNodeIdx(self, node, reset=False, nextNodeIdx=None, success=False):
+        if success:
+            self._journal_sync()
+        return super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
+
+    def _onTick(self, timeToWait=0.0):
+        self._journal_sync()
+        return super()._onTick(timeToWait)
+
+
 def raft_conf(cfg: RaftConfig) -> SyncObjConf:
     os.makedirs(cfg.data_dir, exist_ok=True)
     return SyncObjConf(
@@ -80,5 +139,5 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
 
 def make_node(cfg: RaftConfig) -> tuple[SyncObj, ReplicatedSchedule]:
     state = ReplicatedSchedule(cfg)
-    node = SyncObj(cfg.self, list(cfg.peers), raft_conf(cfg), consumers=[state])
+    node = DurableSyncObj(cfg.self, list(cfg.peers), raft_conf(cfg), consumers=[state])
     return node, state
