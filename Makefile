@@ -7,6 +7,8 @@ APT_PACKAGES := rabbitmq-server systemd-container debootstrap nftables iproute2 
 include mk/java.mk
 include mk/lab.mk
 include mk/drills.mk
+include mk/ops.mk
+include mk/bench.mk
 
 .PHONY: help deps venv test test-unit test-lab test-integration test-cluster dev bench-local wheelhouse up down clean
 
@@ -24,7 +26,7 @@ deps: ## install everything the tests need on a clean Debian/Ubuntu machine (roo
 venv: ## the Python venv with the app and its test tools
 	test -x $(PYTHON) || python3 -m venv .venv
 	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt -r mk/drills-requirements.txt
+	$(PYTHON) -m pip install -q -e '.[test]' -r mk/lab-requirements.txt -r mk/drills-requirements.txt -r mk/bench-requirements.txt
 
 test: ## the whole suite: unit, contract, Java, lab logic and pre-checks, integration (one host), the lab cluster tier, the CI drills
 	$(MAKE) test-unit

@@ -1,0 +1,114 @@
+"""The broker's own ceiling: publish-with-confirm (pipelined, as a careful publisher does)
+then consume-and-ack, of job-sized messages on one quorum queue, with the same number of
+consumer processes on the same worker nodes as the other systems. No scheduler, no events."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pika
+
+from taskforce.amqp.confirms import ConfirmBatch
+from taskforce.amqp.connection import props
+
+from ..lab import BENCH_USER, BENCH_VHOST, Lab
+from . import FileStamps, System, new_id, node_env_file, run_unit
+from .nodes import VENV
+
+QUEUE = "tfbench.raw"
+JOB_BYTES = 300   # about the size of a TaskForce job message
+
+
+class Raw(System):
+    name = "raw"
+    clients = 2
+    batch = 50
+
+    def __init__(self, lab: Lab, password: str, prefetch: int = 8) -> None:
+        super().__init__(lab)
+        self.password, self.prefetch = password, prefetch
+        self.files = FileStamps(lab, lab.workers)
+        self.units: dict[str, list[str]] = {}
+        self._local = threading.local()
+        self._conns: list[pika.BlockingConnection] = []
+
+    def _conn(self, client: int) -> tuple[pika.BlockingConnection, ConfirmBatch]:
+        c = getattr(self._local, "c", None)
+        if c is None or not c[0].is_open:
+            hosts = self.lab.amqp_hosts()
+            h = hosts[client % len(hosts)]
+            conn = pika.BlockingConnection(pika.ConnectionParameters(
+                h, 5672, BENCH_VHOST, pika.PlainCredentials(BENCH_USER, self.password), heartbeat=30))
+            c = (conn, ConfirmBatch(conn))
+            self._local.c = c
+            self._conns.append(conn)
+        return c
+
+    def setup(self) -> None:
+        conn, _ = self._conn(0)
+        ch = conn.channel()
+        ch.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+        ch.queue_purge(QUEUE)
+        ch.close()
+
+    def begin(self, tag: str) -> None:
+        self.files.begin(tag)
+
+    def start_consumers(self, plan: dict[str, int]) -> None:
+        for node, count in plan.items():
+            self.units[node] = []
+            for i in range(count):
+                env = node_env_file(self.lab, node, f"raw-{i}", {
+                    "BENCH_AMQP_HOSTS": ",".join(self.lab.amqp_hosts()), "BENCH_USER": BENCH_USER,
+                    "BENCH_PASSWORD": self.password, "BENCH_VHOST": BENCH_VHOST, "BENCH_QUEUE": QUEUE,
+                    "BENCH_PREFETCH": str(self.prefetch), "BENCH_LOG": self.files.path(node, i)})
+                unit = f"tfbench-raw-{i}"
+                run_unit(self.lab, node, unit, env, f"{VENV}/bin/python raw_consumer.py")
+                self.units[node].append(unit)
+
+    def stop_consumers(self) -> None:
+        for node, units in self.units.items():
+            self.lab.systemctl(node, "stop", units)
+        self.units = {}
+
+    def _body(self, jid: str, t: float) -> bytes:
+        msg = {"v": 1, "id": jid, "t": t, "type": "noop", "payload": {}, "queue": "default", "priority": 5}
+        pad = JOB_BYTES - len(json.dumps(msg)) - 10
+        msg["pad"] = "p" * max(0, pad)
+        return json.dumps(msg, separators=(",", ":")).encode()
+
+    def submit_batch(self, client: int, n: int) -> list[tuple[str, float]]:
+        conn, pub = self._conn(client)
+        out = []
+        for _ in range(n):
+            jid, t = new_id(), time.time()
+            pub.publish("", QUEUE, self._body(jid, t), props())
+            out.append((jid, t))
+        pub.wait(30)
+        return out
+
+    def submit_one(self, client: int) -> tuple[str, float]:
+        return self.submit_batch(client, 1)[0]
+
+    def completed(self) -> int:
+        return self.files.completed()
+
+    def stamps(self) -> dict[str, tuple[float, float]]:
+        self.files.end()
+        return self.files.stamps()
+
+    def cpu_plan(self) -> dict[str, list[tuple[str, str]]]:
+        plan = {c: [("rabbitmq", "rabbitmq-server.service")] for c in self.lab.cores}
+        for node, units in self.units.items():
+            plan.setdefault(node, []).extend(("consumer", f"{u}.service") for u in units)
+        return plan
+
+    def teardown(self) -> None:
+        self.files.end()
+        for conn in self._conns:
+            try:
+                conn.close()
+            except Exception:
+                pass   # a connection of another thread, already gone
+        self._conns.clear()
