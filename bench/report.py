@@ -10,6 +10,11 @@ LABELS = {"raw": "raw ceiling (pika, quorum queue)", "taskforce": "TaskForce (ga
           "celery": "Celery (quorum, acks_late, confirms)"}
 
 
+def _systems(res: dict) -> list[str]:
+    """The three systems first, then any TaskForce variant measured beside them."""
+    return [n for n in SYSTEMS if n in res["throughput"]] + sorted(n for n in res["throughput"] if n not in SYSTEMS)
+
+
 def _f(v: Optional[float], nd: int = 0) -> str:
     return "–" if v is None else f"{v:,.{nd}f}"
 
@@ -27,21 +32,29 @@ def markdown(res: dict) -> str:
              "", "## Results", "",
              "| system | jobs/s (mean of rounds) | rounds | half-load rate | submit→start p50 / p99 ms | submit→done p50 / p99 ms | CPU s / 1,000 jobs |",
              "|---|---:|---|---:|---:|---:|---:|"]
-    for name in SYSTEMS:
-        if name not in res["throughput"]:
-            continue
+    for name in _systems(res):
         lat = res["latency"].get(name) or {}
         rounds = ", ".join(_f(r["jobs_per_s"]) for r in res["throughput"][name])
         cpu = s["cpu_per_1000"].get(name, {}).get("total")
-        lines.append(f"| {LABELS[name]} | **{_f(s['throughput'].get(name))}** | {rounds} | {_f(lat.get('rate_per_s'))} | "
+        lines.append(f"| {LABELS.get(name, name + ' (worker from another tree)')} | **{_f(s['throughput'].get(name))}** | {rounds} | {_f(lat.get('rate_per_s'))} | "
                      f"{_f(lat.get('submit_to_start_p50_ms'), 1)} / {_f(lat.get('submit_to_start_p99_ms'), 1)} | "
                      f"{_f(lat.get('submit_to_done_p50_ms'), 1)} / {_f(lat.get('submit_to_done_p99_ms'), 1)} | {_f(cpu, 2)} |")
     lines += ["", "## Ratios and targets", "", "| measure | value | target | met |", "|---|---:|---:|---|"]
     for t in s["targets"]:
         lines.append(f"| {t['name']} | {_f(t['value'], 2)} | {t['op']} {t['target']} | {'yes' if t['met'] else 'no'} |")
+    for n, v in (s.get("variant_over_deployed") or {}).items():
+        lines += ["", f"Before/after in this run: {n} / taskforce throughput = **{_f(v, 2)}** (mean of interleaved rounds)."]
+    if s.get("per_round"):
+        cols = _systems(res)
+        lines += ["", "## Rounds (interleaved; ratios within a round)", "",
+                  "| round | " + " | ".join(cols) + " | TaskForce / Celery | TaskForce / raw |",
+                  "|---:|" + "---:|" * (len(cols) + 2)]
+        for r in s["per_round"]:
+            lines.append(f"| {r['round']} | " + " | ".join(_f(r.get(c)) for c in cols) +
+                         f" | {_f(r.get('tf_over_celery'), 2)} | {_f(r.get('tf_over_raw'), 2)} |")
     lines += ["", "## CPU seconds per 1,000 jobs, by component", "", "| system | " + " | ".join(s["cpu_components"]) + " | total |",
               "|---|" + "---:|" * (len(s["cpu_components"]) + 1)]
-    for name in SYSTEMS:
+    for name in _systems(res):
         c = s["cpu_per_1000"].get(name)
         if c:
             lines.append(f"| {name} | " + " | ".join(_f(c.get(k), 2) for k in s["cpu_components"]) + f" | {_f(c.get('total'), 2)} |")
@@ -74,10 +87,10 @@ def plots(res: dict, out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     made = []
-    names = [n for n in SYSTEMS if n in res["throughput"]]
+    names = _systems(res)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(names, [res["summary"]["throughput"].get(n) or 0 for n in names], color=["#999", "#2a7", "#37c"][:len(names)])
+    ax.bar(names, [res["summary"]["throughput"].get(n) or 0 for n in names], color=["#999", "#2a7", "#37c", "#c73", "#a4a"][:len(names)])
     for i, n in enumerate(names):
         ax.scatter([i] * len(res["throughput"][n]), [r["jobs_per_s"] for r in res["throughput"][n]], color="k", s=12, zorder=3)
     ax.set_ylabel("jobs/s (bars: mean; dots: rounds)")

@@ -28,7 +28,7 @@ from .systems import System
 from .systems import nodes as node_setup
 from .systems.celery import CelerySystem
 from .systems.raw import Raw
-from .systems.taskforce import TaskForce
+from .systems.taskforce import TaskForce, install_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,6 +131,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--wheels", type=Path, default=REPO / "build/bench-wheels")
+    ap.add_argument("--variant-wheel", type=Path, help="a taskforce wheel built from another tree: its worker runs "
+                    "as a fourth system, interleaved with the deployed one (before/after in one run)")
+    ap.add_argument("--variant-label", default="variant")
     a = ap.parse_args(argv)
     a.latency_duration = a.latency_duration or a.duration
     names = [s.strip() for s in a.systems.split(",") if s.strip()]
@@ -147,6 +150,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         systems["raw"] = Raw(lab, password, a.raw_prefetch)
     if "taskforce" in names:
         systems["taskforce"] = TaskForce(lab)
+    if a.variant_wheel:
+        install_variant(lab, a.variant_wheel)
+        v = TaskForce(lab, a.variant_label)
+        systems[v.name] = v
     if "celery" in names:
         systems["celery"] = CelerySystem(lab, password, a.slots)
     equal = {w: 1 for w in lab.workers}
@@ -161,9 +168,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         for r in range(a.rounds):
             order = list(systems) if r % 2 == 0 else list(reversed(systems))
             for n in order:
-                prof = (a.out / "profiles") if (n == "taskforce" and r == 0 and not a.no_profile) else None
+                prof = (a.out / "profiles" / n) if (n.startswith("taskforce") and r == 0 and not a.no_profile) else None
                 rnd = throughput_round(lab, systems[n], equal, a, f"{n}-t{r + 1}", prof)
-                res["profile"].update(rnd.pop("profile", {}) or {})
+                res["profile"].update({f"{k} [{n}]": v for k, v in (rnd.pop("profile", {}) or {}).items()})
                 res["throughput"][n].append(rnd)
         for n, s in systems.items():
             rate = 0.5 * sum(x["jobs_per_s"] for x in res["throughput"][n]) / len(res["throughput"][n])

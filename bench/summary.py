@@ -34,4 +34,5 @@ def summarise(res: dict) -> dict:
         row = {n: rounds[i]["jobs_per_s"] for n, rounds in res["throughput"].items() if i < len(rounds)}
         per_round.append({"round": i + 1, **row, "tf_over_celery": ratio(row.get("taskforce"), row.get("celery")),
                           "tf_over_raw": ratio(row.get("taskforce"), row.get("raw"))})
-    return {"throughput": tput, "cpu_per_1000": cpu, "cpu_components": comps, "targets": targets, "per_round": per_round}
+    variants = {n: ratio(v, tput.get("taskforce")) for n, v in tput.items() if n.startswith("taskforce-")}
+    return {"throughput": tput, "variant_over_deployed": variants, "cpu_per_1000": cpu, "cpu_components": comps, "targets": targets, "per_round": per_round}

@@ -12,9 +12,11 @@ from typing import Optional
 import httpx
 
 from ..lab import Lab, say
-from . import System, wait_for
+from . import NODE_DIR, System, run_unit, wait_for
 
 WORKER_UNIT = "taskforce-worker@{}.service"
+VARIANT_VENV = f"{NODE_DIR}/tf-variant"
+DEPLOYED_SITE = "/opt/taskforce/venv/lib/python3*/site-packages"
 
 
 class TaskForce(System):
@@ -22,8 +24,13 @@ class TaskForce(System):
     clients = 3
     batch = 50
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, variant: Optional[str] = None) -> None:
+        """variant: a label for a worker built from another tree (see install_variant); its
+        workers run as transient units from VARIANT_VENV with the deployed worker's config."""
         super().__init__(lab)
+        self.variant = variant
+        if variant:
+            self.name = f"taskforce-{variant}"
         self.urls = lab.gateway_urls()
         self.headers = {"Authorization": f"Bearer {lab.token}"}
         self._local = threading.local()
@@ -46,8 +53,14 @@ class TaskForce(System):
     def start_consumers(self, plan: dict[str, int]) -> None:
         """plan = {worker node: number of worker processes}, as taskforce-worker@1..N."""
         for node, count in plan.items():
-            units = [WORKER_UNIT.format(i + 1) for i in range(count)]
-            self.lab.systemctl(node, "start", units)
+            if self.variant:
+                units = [f"tfbench-tf-{i + 1}.service" for i in range(count)]
+                for u in units:
+                    run_unit(self.lab, node, u.removesuffix(".service"), "-/dev/null",
+                             f"{VARIANT_VENV}/bin/taskforce --log-level info worker --config /etc/taskforce/worker.toml")
+            else:
+                units = [WORKER_UNIT.format(i + 1) for i in range(count)]
+                self.lab.systemctl(node, "start", units)
             self.units[node] = units
         want = sum(plan.values())
         if not wait_for(lambda: self._live_workers() >= want, 30, 1.0):
@@ -145,3 +158,15 @@ class TaskForce(System):
         for c in self._clients:
             c.close()
         self._clients.clear()
+
+
+def install_variant(lab: Lab, wheel) -> None:
+    """A second TaskForce on the worker nodes, for before/after in one run: a venv whose own
+    site-packages hold only the variant's taskforce wheel and which falls back to the deployed
+    venv's packages (a .pth line) for every dependency."""
+    for node in lab.workers:
+        lab.run(node, f"rm -rf {VARIANT_VENV} && python3 -m venv {VARIANT_VENV} && "
+                      f"echo $(ls -d {DEPLOYED_SITE}) > $(ls -d {VARIANT_VENV}/lib/python3*/site-packages)/zz-deployed.pth")
+        lab.put(node, wheel, f"{NODE_DIR}/{wheel.name}")
+        lab.run(node, f"{VARIANT_VENV}/bin/pip install -q --no-index --no-deps {NODE_DIR}/{wheel.name}")
+        say(f"{node}: variant worker from {wheel.name} in {VARIANT_VENV}")
