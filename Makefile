@@ -8,7 +8,6 @@ include mk/java.mk
 include mk/lab.mk
 include mk/drills.mk
 include mk/ops.mk
-include mk/ops.mk
 include mk/bench.mk
 
 .PHONY: help deps venv test test-unit test-lab test-integration test-cluster dev bench-local wheelhouse up down clean
