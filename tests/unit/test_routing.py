@@ -49,3 +49,31 @@ def test_warning_names_the_queue_and_type_nobody_serves():
 def test_no_warning_before_any_worker_has_been_seen():
     # A gateway that just started knows no heartbeats yet; it cannot tell.
     assert unserved(request_with(), JobSpec(type="anything")) is None
+
+
+def test_a_fresh_gateway_waits_for_the_first_heartbeat_before_routing():
+    import asyncio
+
+    from taskforce.gateway.routes import jobs
+
+    calls = []
+
+    def known(warmup):
+        calls.append(warmup)
+        return len(calls) > 3      # the first heartbeat arrives while the submit waits
+
+    req = request_with(PY, JAVA)
+    req.app.state.feed.workers_known = known
+    asyncio.run(jobs.await_workers_known(req, [JobSpec(type="jvm_info")]))
+    assert len(calls) == 4
+    assert route(req, JobSpec(type="jvm_info")).queue == "java"
+
+
+def test_a_job_that_names_its_queue_never_waits():
+    import asyncio
+
+    from taskforce.gateway.routes import jobs
+
+    req = request_with()
+    req.app.state.feed.workers_known = lambda warmup: (_ for _ in ()).throw(AssertionError("asked"))
+    asyncio.run(jobs.await_workers_known(req, [JobSpec(type="noop", queue="default")]))

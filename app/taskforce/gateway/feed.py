@@ -82,6 +82,7 @@ class Feed:
         self.cfg, self.name, self.loop, self.view, self.hub = cfg, name, loop, view, hub
         self.workers = LWWMap()
         self.connected = threading.Event()
+        self.listening_since: float | None = None   # monotonic, the first time the feed consumed
         self.received = 0
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="feed")
@@ -124,6 +125,8 @@ class Feed:
                 ch.queue_bind(q, topo.WORKER_EVENTS_X, routing_key="heartbeat")
                 ch.basic_consume(q, self._on_message, auto_ack=True)
                 self.connected.set()
+                if self.listening_since is None:
+                    self.listening_since = time.monotonic()
                 while not self._stop:
                     conn.process_data_events(time_limit=0.5)
                     self.workers.prune_older_than(time.time() - 300)
@@ -136,6 +139,13 @@ class Feed:
                 except Exception:
                     pass
             time.sleep(0.5)
+
+    def workers_known(self, warmup_s: float) -> bool:
+        """Whether the feed can speak for the workers: it has seen a heartbeat, or it has
+        listened for `warmup_s` (several heartbeat periods) and there really are none."""
+        if self.workers.entries:
+            return True
+        return self.listening_since is not None and time.monotonic() - self.listening_since >= warmup_s
 
     def worker_list(self, now: float, stale_after: float = 10.0) -> list[dict[str, Any]]:
         out = []

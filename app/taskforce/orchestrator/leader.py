@@ -31,6 +31,10 @@ log = logging.getLogger("taskforce.orchestrator")
 BATCH_MAX = 500
 BATCH_WAIT_S = 0.01
 TICK_S = 0.2
+# A new leader inherits dispatches its predecessor may already have published. Before it
+# republishes them it listens this long, so that the workers' `started` events for the copies
+# already out can arrive and mark those attempts started; it then skips them (_still_queued).
+REPUBLISH_GRACE_S = 1.5
 
 
 class StepDown(Exception):
@@ -50,6 +54,7 @@ class Leader:
         self.last_tag = 0
         self.acked_tag = 0
         self.published_upto = 0
+        self.inherited_upto = 0
         self.lanes_declared: set[str] = set()
         self.became_leader_at = 0.0
         self.async_failure: Optional[str] = None
@@ -69,6 +74,7 @@ class Leader:
         self.became_leader_at = time.time()
         with self.state.lock:
             self.published_upto = self.state.s.outbox_done
+            self.inherited_upto = max((e[0] for e in self.state.s.outbox), default=0)
         log.info("leader: epoch %d committed; consuming", epoch)
         self.last_tag = self.acked_tag = 0
         self.conn = connect(self.cfg.amqp, f"orchestrator-{self.cfg.node}", attempts=3)
@@ -217,8 +223,17 @@ class Leader:
     # ---- the outbox -----------------------------------------------------------------------------
     def _pump(self) -> None:
         with self.state.lock:
+            # pysyncobj can apply a newer leader's entries on its own thread between our
+            # is_leader() check and this read; its dispatches would then go out twice, once from
+            # each leader. Its begin_epoch precedes them in the log, so a newer epoch in the state
+            # is the fence: a window read while the epoch is still ours holds none of them.
+            if self.state.s.epoch != self.epoch:
+                raise StepDown(f"epoch {self.state.s.epoch} committed by another leader")
             window = [e for e in self.state.s.outbox if e[0] > self.published_upto][:2000]
             if not window:
+                return
+            if (time.time() - self.became_leader_at < REPUBLISH_GRACE_S
+                    and any(e[0] <= self.inherited_upto and e[1] == DISPATCH for e in window)):
                 return
             # After a failover the outbox above the watermark is republished; a dispatch whose
             # attempt the state already shows started, cancelled or superseded would only run

@@ -1,6 +1,7 @@
 """/v1/jobs: submit, batch-submit, read, list, cancel, retry."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -20,6 +21,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 # Ids minted from an Idempotency-Key are the same on every gateway, with no shared state.
 IDEMPOTENCY_NS = uuid.UUID("6f1d2c43-5b8e-4f0a-9a51-7c2d3e4f5a6b")
 RECENT_ACCEPTED = 50_000
+# Routing by capability reads the workers' heartbeats (every 2 s by default). A gateway that
+# has just started has none yet, and would send every job to `default`, where a language-only
+# type can only fail; so its first unrouted submits wait for the first heartbeat, this long at most.
+ROUTE_WARMUP_S = 6.0
 
 
 def unavailable(detail: str) -> JSONResponse:
@@ -30,6 +35,15 @@ def job_id(principal: Principal, key: Optional[str]) -> str:
     if key:
         return uuid.uuid5(IDEMPOTENCY_NS, f"{principal.name}\x00{key}").hex
     return uuid.uuid4().hex
+
+
+async def await_workers_known(request: Request, specs: list[JobSpec]) -> None:
+    feed = request.app.state.feed
+    if all("queue" in s.model_fields_set for s in specs) or feed.workers_known(ROUTE_WARMUP_S):
+        return
+    deadline = time.monotonic() + ROUTE_WARMUP_S
+    while not feed.workers_known(ROUTE_WARMUP_S) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def route(request: Request, spec: JobSpec) -> JobSpec:
@@ -93,6 +107,7 @@ async def submit(spec: JobSpec, request: Request, response: Response,
                  idempotency_key: Optional[str] = Header(default=None, max_length=200),
                  principal: Principal = Depends(require("submit"))):
     check_payload(request, spec)
+    await await_workers_known(request, [spec])
     spec = route(request, spec)
     warning = unserved(request, spec)
     jid = job_id(principal, idempotency_key)
@@ -121,6 +136,7 @@ async def submit_batch(batch: BatchSpec, request: Request,
     limit = request.app.state.cfg.gateway.max_payload_bytes
     results: list[BatchItem] = []
     commands, ids = [], []
+    await await_workers_known(request, batch.jobs)
     for i, spec in enumerate(batch.jobs):
         if payload_over(spec, limit):
             results.append(BatchItem(index=i, status=413, error=f"payload over {limit} bytes"))
