@@ -148,7 +148,7 @@ class Lab:
     def ensure_bench_vhost(self) -> str:
         """A vhost and user of the benchmark's own, with a password generated for this run; the
         TaskForce vhost and its users are left alone. Returns the password."""
-        pw = secrets.token_urlsafe(24)
+        pw = "b" + secrets.token_urlsafe(24)   # never a leading dash: rabbitmqctl would read an option
         core = self.cores[0]
         self.run(core, f"rabbitmqctl -q list_vhosts | grep -qx {BENCH_VHOST} || rabbitmqctl -q add_vhost {BENCH_VHOST}")
         self.run(core, f"rabbitmqctl -q list_users | grep -q '^{BENCH_USER}\\b' "

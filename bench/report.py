@@ -78,6 +78,8 @@ def markdown(res: dict) -> str:
                   "| inclusive | % of samples | self | % of samples |", "|---|---:|---|---:|"]
         for a, b in zip(prof["top_inclusive"], prof["top_self"]):
             lines.append(f"| `{a[0]}` | {a[1]} | `{b[0]}` | {b[1]} |")
+    for e in res.get("errors") or []:
+        lines.append(f"- failed: {e}")
     lines += ["", "Plots: throughput.png, latency.png, cpu.png, scaling.png. Figures: results.json.", ""]
     return "\n".join(lines)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -47,6 +49,11 @@ def spread(processes: int, workers: list[str]) -> dict[str, int]:
     return plan
 
 
+def mine(stamps: dict, submitted: dict) -> dict:
+    """Only the jobs this phase submitted (a stream may also carry an earlier phase's)."""
+    return {k: v for k, v in stamps.items() if k in submitted}
+
+
 def leader_node(lab: Lab) -> Optional[str]:
     r = httpx.get(f"{lab.gateway_urls()[0]}/v1/cluster", headers={"Authorization": f"Bearer {lab.token}"}, timeout=10)
     leader = str(r.json().get("raft", {}).get("leader") or "")
@@ -58,9 +65,9 @@ def throughput_round(lab: Lab, sys_: System, plan: dict[str, int], a, tag: str,
                      profile_dir: Optional[Path] = None) -> dict:
     say(f"{sys_.name}: throughput, consumers {plan}, {a.warmup:.0f} s warm-up + {a.duration:.0f} s")
     sys_.setup()
+    sys_.begin(tag)   # before the consumers: they are told where to record completions
     sys_.start_consumers(plan)
     try:
-        sys_.begin(tag)
         cpu_plan = sys_.cpu_plan()
         edges: dict[str, tuple[dict, float]] = {}
         spies: dict = {}
@@ -77,7 +84,7 @@ def throughput_round(lab: Lab, sys_: System, plan: dict[str, int], a, tag: str,
                         spies[f"{who} ({node})"] = (profile.start(lab, node, unit, a.duration, out), out)
 
         load = saturate(sys_, a.warmup, a.duration, a.window, at)
-        stamps = sys_.stamps()
+        stamps = mine(sys_.stamps(), load.submitted)
     finally:
         sys_.stop_consumers()
     done = [d for _, d in stamps.values()]
@@ -100,11 +107,11 @@ def throughput_round(lab: Lab, sys_: System, plan: dict[str, int], a, tag: str,
 def latency_run(lab: Lab, sys_: System, plan: dict[str, int], rate: float, seconds: float, tag: str) -> dict:
     say(f"{sys_.name}: latency at {rate:.0f} jobs/s (half its measured rate) for {seconds:.0f} s")
     sys_.setup()
+    sys_.begin(tag)
     sys_.start_consumers(plan)
     try:
-        sys_.begin(tag)
         load = paced(sys_, rate, seconds)
-        stamps = sys_.stamps()
+        stamps = mine(sys_.stamps(), load.submitted)
     finally:
         sys_.stop_consumers()
     out = {"rate_per_s": round(rate, 1), "seconds": seconds, "submit_errors": load.errors, **latencies(load.submitted, stamps)}
@@ -138,6 +145,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     a.latency_duration = a.latency_duration or a.duration
     names = [s.strip() for s in a.systems.split(",") if s.strip()]
     environ_with_nofile(4 * max(1000, a.sse_streams))
+    # A stopped run still restores the worker nodes (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     lab = Lab(a.inventory)
     say(f"lab: cores {lab.cores}, workers {lab.workers}; report in {a.out}")
@@ -169,16 +178,32 @@ def main(argv: Optional[list[str]] = None) -> int:
             order = list(systems) if r % 2 == 0 else list(reversed(systems))
             for n in order:
                 prof = (a.out / "profiles" / n) if (n.startswith("taskforce") and r == 0 and not a.no_profile) else None
-                rnd = throughput_round(lab, systems[n], equal, a, f"{n}-t{r + 1}", prof)
+                try:
+                    rnd = throughput_round(lab, systems[n], equal, a, f"{n}-t{r + 1}", prof)
+                except Exception as e:   # one failed round must not cost the others
+                    say(f"{n}: round {r + 1} FAILED: {e!r}")
+                    res.setdefault("errors", []).append(f"{n} round {r + 1}: {e!r}")
+                    continue
                 res["profile"].update({f"{k} [{n}]": v for k, v in (rnd.pop("profile", {}) or {}).items()})
                 res["throughput"][n].append(rnd)
         for n, s in systems.items():
+            if not res["throughput"][n]:
+                continue
             rate = 0.5 * sum(x["jobs_per_s"] for x in res["throughput"][n]) / len(res["throughput"][n])
-            res["latency"][n] = latency_run(lab, s, equal, max(1.0, rate), a.latency_duration, f"{n}-lat")
+            try:
+                res["latency"][n] = latency_run(lab, s, equal, max(1.0, rate), a.latency_duration, f"{n}-lat")
+            except Exception as e:
+                say(f"{n}: latency run FAILED: {e!r}")
+                res.setdefault("errors", []).append(f"{n} latency: {e!r}")
         if "taskforce" in systems and not a.no_scaling:
             for p in (1, 2, 3):
                 plan = spread(p, lab.workers)
-                rnd = throughput_round(lab, systems["taskforce"], plan, a, f"taskforce-scale{p}")
+                try:
+                    rnd = throughput_round(lab, systems["taskforce"], plan, a, f"taskforce-scale{p}")
+                except Exception as e:
+                    say(f"taskforce: scaling with {p} processes FAILED: {e!r}")
+                    res.setdefault("errors", []).append(f"scaling {p}: {e!r}")
+                    continue
                 res["scaling"].append({"processes": p, "placement": ", ".join(f"{k}×{v}" for k, v in plan.items()),
                                        "jobs_per_s": rnd["jobs_per_s"], "cpu_per_1000": rnd["cpu_per_1000"]})
         if a.sse_streams and "taskforce" in systems:

@@ -12,7 +12,7 @@ TARGETS = (
 
 
 def summarise(res: dict) -> dict:
-    tput = {n: mean(r["jobs_per_s"] for r in rounds) for n, rounds in res["throughput"].items()}
+    tput = {n: mean(r["jobs_per_s"] for r in rounds) for n, rounds in res["throughput"].items() if rounds}
     cpu: dict[str, dict[str, float]] = {}
     for n, rounds in res["throughput"].items():
         per = [r.get("cpu_per_1000") or {} for r in rounds]
