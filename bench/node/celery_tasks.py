@@ -28,6 +28,7 @@ def make_app(hosts: list[str], user: str, password: str, vhost: str) -> Celery:
         accept_content=["json"],
         broker_transport_options={"confirm_publish": True},
         broker_connection_retry_on_startup=True,
+        broker_pool_limit=32,   # the paced load calls send_task from 16 threads at once
         # Quorum queues refuse global QoS; Celery 5.5 detects them and uses per-consumer QoS.
         worker_detect_quorum_queues=True,
         worker_prefetch_multiplier=int(os.environ.get("BENCH_PREFETCH_MULTIPLIER", "4")),
