@@ -18,6 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,12 +50,20 @@ def operation_drill(name: str, argv: list[str], result: dict) -> Drill:
         victims = [t.node_victim(n) for n in t.nodes()]
 
         def run() -> None:
-            result["start"] = time.time()
             proc = subprocess.run(argv, cwd=REPO)
             result["end"] = time.time()
             result["rc"] = proc.returncode
 
-        fid = ctx.inject(f"operation: {' '.join(argv)}", victims, run)
+        # The fault is recorded when its action returns, so the action only starts the
+        # operation: the fault's window is then the operation's, from start to end.
+        op = threading.Thread(target=run, name="operation")
+
+        def start() -> None:
+            result["start"] = time.time()
+            op.start()
+
+        fid = ctx.inject(f"operation: {' '.join(argv)}", victims, start)
+        op.join()
         ctx.check("the operation exited 0", result.get("rc") == 0, f"exit status {result.get('rc')}")
         ctx.heal(fid, label="operation done")
 
