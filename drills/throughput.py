@@ -1,4 +1,4 @@
-"""No-op job throughput on a cluster named by an inventory, measured before and after each of
+"""Job throughput (no-op by default) on a cluster named by an inventory, measured before and after each of
 a list of operations, in one run: the horizontal-scaling evidence.
 
     python -m drills.throughput --inventory inventories/lab --jobs 2000 \
@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import httpx
 
@@ -53,10 +54,10 @@ def event_job_id(ev: dict):
     return rec.get("id") or ev.get("job_id"), rec
 
 
-def measure(inventory: Path, n: int, timeout: float) -> dict:
+def measure(inventory: Path, n: int, timeout: float, job_type: str = "noop", payload: Optional[dict] = None) -> dict:
     t = open_inventory(inventory, None, None)
     try:
-        gws = [g.address for g in t.gateways()]
+        gws = [g.address for g in t.of("gateway")]
         workers = [w for w in t.workers_alive()]
         nodes = sorted({w.get("node") for w in workers})
         headers = {"Authorization": f"Bearer {t.token}"}
@@ -67,7 +68,7 @@ def measure(inventory: Path, n: int, timeout: float) -> dict:
 
         def follow() -> None:
             with httpx.Client(headers=headers, timeout=httpx.Timeout(10, read=None)) as c:
-                with c.stream("GET", gws[0] + "/v1/events", params={"status": "succeeded", "type": "noop"}) as r:
+                with c.stream("GET", gws[0] + "/v1/events", params={"status": "succeeded", "type": job_type}) as r:
                     stream_ready.set()
                     for name, ev in parse_sse(r.iter_lines()):
                         jid, rec = event_job_id(ev)
@@ -83,7 +84,8 @@ def measure(inventory: Path, n: int, timeout: float) -> dict:
         t0 = time.time()
         with httpx.Client(headers=headers, timeout=60) as c:
             for i, start in enumerate(range(0, n, BATCH)):
-                body = {"jobs": [{"type": "noop", "max_attempts": 3}] * min(BATCH, n - start)}
+                job = {"type": job_type, "payload": payload or {}, "max_attempts": 3}
+                body = {"jobs": [job] * min(BATCH, n - start)}
                 r = c.post(gws[i % len(gws)] + "/v1/jobs/batch", json=body)
                 r.raise_for_status()
                 ids |= {x["id"] for x in r.json()["results"] if x["status"] == 202}
@@ -99,7 +101,7 @@ def measure(inventory: Path, n: int, timeout: float) -> dict:
         stop.set()
         ours = [done[j] for j in ids if j in done]
         last = max(ours) if ours else time.time()
-        return {"jobs": n, "accepted": len(ids), "succeeded": len(ours),
+        return {"type": job_type, "jobs": n, "accepted": len(ids), "succeeded": len(ours),
                 "worker_nodes": len(nodes), "worker_processes": len(workers), "nodes": nodes,
                 "submit_s": round(t_submitted - t0, 2), "elapsed_s": round(last - t0, 2),
                 "throughput_per_s": round(len(ours) / (last - t0), 1) if ours else 0.0}
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inventory", type=Path, required=True)
     ap.add_argument("--jobs", type=int, default=2000)
+    ap.add_argument("--type", default="noop", help="job type (default noop); e.g. sleep, for worker-bound jobs")
+    ap.add_argument("--payload", type=json.loads, default=None, help='the jobs\' payload as JSON, e.g. \'{"seconds": 0.1}\'')
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds for one measurement's jobs to finish")
     ap.add_argument("--step", action="append", default=[], help="a shell command to run, then measure again")
     ap.add_argument("--out", type=Path, help="write the results here as JSON")
@@ -119,7 +123,7 @@ def main(argv=None) -> int:
     out = {"measurements": [], "steps": []}
 
     def record(label: str) -> None:
-        m = measure(a.inventory, a.jobs, a.timeout)
+        m = measure(a.inventory, a.jobs, a.timeout, a.type, a.payload)
         m["after"] = label
         out["measurements"].append(m)
         print(json.dumps(m), flush=True)

@@ -18,6 +18,7 @@ UPGRADE_VERSION ?=
 UPGRADE_WHEELHOUSE ?= build/upgrade-wheelhouse
 SCALE_NODE    ?= worker3
 SCALE_JOBS    ?= 2000
+SCALE_ARGS    ?=
 OPS_OUT       ?= reports/ops-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: upgrade upgrade-build upgrade-proof ops-stop ops-start ops-teardown lab-scale-out lab-scale-in scale-proof
@@ -60,6 +61,6 @@ lab-scale-in: ## drain lab worker SCALE_NODE, remove it from the lab, and let th
 	$(OPS_PLAYBOOK) -i inventories/lab playbooks/scale.yml
 
 scale-proof: ## no-op throughput on the lab with its worker nodes, with SCALE_NODE added, and after its removal, in one run
-	$(OPS_PYTHON) -m drills.throughput --inventory inventories/lab --jobs $(SCALE_JOBS) --out $(OPS_OUT)-scale/throughput.json \
+	$(OPS_PYTHON) -m drills.throughput --inventory inventories/lab --jobs $(SCALE_JOBS) --out $(OPS_OUT)-scale/throughput.json $(SCALE_ARGS) \
 	  --step "$(MAKE) --no-print-directory lab-scale-out SCALE_NODE=$(SCALE_NODE)" \
 	  --step "$(MAKE) --no-print-directory lab-scale-in SCALE_NODE=$(SCALE_NODE)"
