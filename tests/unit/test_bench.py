@@ -90,3 +90,51 @@ def test_profile_summary_counts_frames_once_per_stack():
     inc = dict(s["top_inclusive"])
     assert inc["_consume_loop (leader.py)"] == 50.0 and inc["apply (raft.py)"] == 30.0
     assert dict(s["top_self"])["_onTick (syncobj.py)"] == 50.0
+
+
+class FakeSystem:
+    """Completes every job 10 ms after submission, on a timer thread."""
+    name, clients, batch = "fake", 2, 5
+
+    def __init__(self):
+        import threading
+        self.done, self.lock, self.n = {}, threading.Lock(), 0
+
+    def _complete(self, jid, t):
+        import threading
+        def finish():
+            with self.lock:
+                self.done[jid] = (t + 0.005, t + 0.010)
+        threading.Timer(0.01, finish).start()
+
+    def submit_batch(self, client, n):
+        return [self.submit_one(client) for _ in range(n)]
+
+    def submit_one(self, client):
+        import time
+        with self.lock:
+            self.n += 1
+            jid = f"j{self.n}"
+        t = time.time()
+        self._complete(jid, t)
+        return jid, t
+
+    def completed(self):
+        return len(self.done)
+
+
+def test_saturation_keeps_the_window_and_every_job_completes():
+    from bench.driver import saturate
+    s = FakeSystem()
+    edges = []
+    load = saturate(s, warmup=0.2, duration=0.4, window=20, at_window=edges.append, drain_s=5)
+    assert edges == ["from", "to"] and load.t_start < load.t_from < load.t_to
+    assert load.drained and load.errors == 0
+    assert set(load.submitted) == set(s.done)
+
+
+def test_paced_load_submits_its_number_of_jobs():
+    from bench.driver import paced
+    s = FakeSystem()
+    load = paced(s, rate=50, duration=0.4, threads=4, drain_s=5)
+    assert len(load.submitted) == 20 and load.drained
