@@ -56,6 +56,53 @@ def test_every_member_syncs_its_journal_and_holds_the_committed_entry(tmp_path):
             assert c.n == 1
             # Appended entries were synced at least once on every member.
             assert journal.syncs >= 1
+            # Every Raft message went through the commit-index fence.
+            assert node.fenced_messages > 0
     finally:
         for node, _ in nodes:
             node.destroy()
+
+
+def test_a_message_whose_log_match_was_not_checked_carries_no_commit_index():
+    from taskforce.orchestrator.raft import without_unchecked_commit
+    snapshot = {"type": "append_entries", "term": 7, "commit_index": 500, "serialized": None}
+    assert without_unchecked_commit(snapshot)["commit_index"] == 0
+    assert snapshot["commit_index"] == 500          # the caller's message is not changed
+    regular = {"type": "append_entries", "term": 7, "commit_index": 500, "entries": [],
+               "prevLogIdx": 499, "prevLogTerm": 7}
+    assert without_unchecked_commit(regular) is regular
+    vote = {"type": "request_vote", "term": 8}
+    assert without_unchecked_commit(vote) is vote
+
+
+def test_the_schedule_compacts_in_a_child_and_a_restarted_member_reads_it_back(tmp_path):
+    """The production configuration (raft_conf): compaction forks, the dump lands on disk, and a
+    member started again on the same data directory has the schedule back."""
+    from taskforce.config import RaftConfig
+    from taskforce.orchestrator.raft import make_node
+
+    me = f"127.0.0.1:{free_ports(1)[0]}"
+    cfg = RaftConfig(self=me, peers=[], password="unit-test-pw", data_dir=str(tmp_path),
+                     internal_token="unit-test-token")
+    node, state = make_node(cfg)
+    try:
+        deadline = time.monotonic() + 20
+        while not node._isLeader() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.begin_epoch(1, me, sync=True, timeout=10) == 1
+        node.forceLogCompaction()
+        dump = tmp_path / "dump.bin"
+        while not dump.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dump.exists()
+    finally:
+        node.destroy()
+    time.sleep(0.3)
+    node, state = make_node(cfg)
+    try:
+        deadline = time.monotonic() + 20
+        while state.s.epoch != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.s.epoch == 1
+    finally:
+        node.destroy()
