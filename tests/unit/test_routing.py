@@ -77,3 +77,13 @@ def test_a_job_that_names_its_queue_never_waits():
     req = request_with()
     req.app.state.feed.workers_known = lambda warmup: (_ for _ in ()).throw(AssertionError("asked"))
     asyncio.run(jobs.await_workers_known(req, [JobSpec(type="noop", queue="default")]))
+
+
+def test_a_type_whose_workers_all_went_quiet_waits_on_their_queue_not_on_default():
+    # Seen in a partition: the Java workers' heartbeats stopped reaching this gateway.
+    quiet_java = (["default", "java"], ["noop", "jvm_info"], False)
+    assert route(request_with(PY, quiet_java), JobSpec(type="jvm_info")).queue == "java"
+
+
+def test_a_type_nobody_ever_served_stays_on_default():
+    assert route(request_with(PY, JAVA), JobSpec(type="unknown")).queue == "default"

@@ -52,19 +52,33 @@ def route(request: Request, spec: JobSpec) -> JobSpec:
     (seen in their heartbeats). A worker handed a type it lacks can only fail it."""
     if "queue" in spec.model_fields_set:
         return spec
-    consumers: dict[str, list[bool]] = {}
-    for hb in request.app.state.feed.worker_list(time.time()):
-        if not hb["alive"]:
-            continue
-        serves = spec.type in (hb.get("types") or [])
-        for q in hb.get("queues") or []:
-            consumers.setdefault(q, []).append(serves)
+    workers = request.app.state.feed.worker_list(time.time())
+    consumers = _consumers(spec.type, [hb for hb in workers if hb["alive"]])
     if not consumers or all(consumers.get("default", [False])):
         return spec
-    able = sorted(q for q, flags in consumers.items() if all(flags))
+    able = _able(consumers)
+    if not able:
+        # No live worker serves the type (its workers are restarting, or their heartbeats are
+        # cut off by a partition): send it where the workers that served it were last seen,
+        # to wait for them, rather than to `default`, where the others can only fail it.
+        able = [q for q in _able(_consumers(spec.type, workers)) if q != "default"]
     if able:
         return spec.model_copy(update={"queue": able[0]})
     return spec
+
+
+def _consumers(job_type: str, heartbeats: list[dict]) -> dict[str, list[bool]]:
+    """Per queue, whether each of its consumers serves `job_type`."""
+    consumers: dict[str, list[bool]] = {}
+    for hb in heartbeats:
+        serves = job_type in (hb.get("types") or [])
+        for q in hb.get("queues") or []:
+            consumers.setdefault(q, []).append(serves)
+    return consumers
+
+
+def _able(consumers: dict[str, list[bool]]) -> list[str]:
+    return sorted(q for q, flags in consumers.items() if all(flags))
 
 
 def unserved(request: Request, spec: JobSpec) -> Optional[str]:
