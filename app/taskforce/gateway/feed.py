@@ -141,10 +141,9 @@ class Feed:
             time.sleep(0.5)
 
     def workers_known(self, warmup_s: float) -> bool:
-        """Whether the feed can speak for the workers: it has seen a heartbeat, or it has
-        listened for `warmup_s` (several heartbeat periods) and there really are none."""
-        if self.workers.entries:
-            return True
+        """Whether the feed can speak for the workers: it has listened for `warmup_s`, long
+        enough for every live worker's heartbeat to arrive. One heartbeat is not enough: the
+        first to arrive may be from workers of only one language."""
         return self.listening_since is not None and time.monotonic() - self.listening_since >= warmup_s
 
     def worker_list(self, now: float, stale_after: float = 10.0) -> list[dict[str, Any]]:

@@ -22,9 +22,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 IDEMPOTENCY_NS = uuid.UUID("6f1d2c43-5b8e-4f0a-9a51-7c2d3e4f5a6b")
 RECENT_ACCEPTED = 50_000
 # Routing by capability reads the workers' heartbeats (every 2 s by default). A gateway that
-# has just started has none yet, and would send every job to `default`, where a language-only
-# type can only fail; so its first unrouted submits wait for the first heartbeat, this long at most.
-ROUTE_WARMUP_S = 6.0
+# has just started has not heard every worker yet, and would send a language-only type to
+# `default`, where the other language can only fail it; so its unrouted submits wait until
+# its feed has listened for two heartbeat periods.
+ROUTE_WARMUP_S = 4.0
 
 
 def unavailable(detail: str) -> JSONResponse:
