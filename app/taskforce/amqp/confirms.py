@@ -7,6 +7,7 @@ the same guarantee, one round trip per batch instead of per message.
 """
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import pika
@@ -24,6 +25,7 @@ class ConfirmBatch:
         # The blocking wrapper has no batch mode; the channel underneath has.
         self._impl = self.ch._impl
         self._pending: set[int] = set()
+        self._sent_at: dict[int, float] = {}
         self._tag = 0
         self._nacked = 0
         self._returned = 0
@@ -37,6 +39,7 @@ class ConfirmBatch:
         tags = [t for t in self._pending if t <= m.delivery_tag] if m.multiple else [m.delivery_tag]
         for t in tags:
             self._pending.discard(t)
+            self._sent_at.pop(t, None)
         if isinstance(m, pika.spec.Basic.Nack):
             self._nacked += len(tags)
 
@@ -48,10 +51,28 @@ class ConfirmBatch:
         self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
         self._tag += 1
         self._pending.add(self._tag)
+        self._sent_at[self._tag] = time.monotonic()
 
     @property
     def outstanding(self) -> int:
         return len(self._pending)
+
+    @property
+    def sequence(self) -> int:
+        """The number of the last message published on this channel (the first is 1)."""
+        return self._tag
+
+    def confirmed_through(self, timeout: float = 30.0) -> int:
+        """Without waiting: the highest number up to which every publish is confirmed. Raises
+        as `wait` does on a refusal, or when the oldest outstanding publish is over `timeout`
+        seconds old. Confirms arrive during the connection's ordinary I/O."""
+        self._raise_refused()
+        if not self._pending:
+            return self._tag
+        oldest = min(self._pending)
+        if time.monotonic() - self._sent_at.get(oldest, time.monotonic()) > timeout:
+            raise PublishFailed(f"{len(self._pending)} publishes not confirmed within {timeout}s")
+        return oldest - 1
 
     def wait(self, timeout: float = 10.0) -> None:
         """Return once everything published so far is confirmed; raise if any was not."""
@@ -68,6 +89,9 @@ class ConfirmBatch:
                 impl._adapter_remove_timeout(timer)
             if self._pending:
                 raise PublishFailed(f"{len(self._pending)} publishes not confirmed within {timeout}s")
+        self._raise_refused()
+
+    def _raise_refused(self) -> None:
         nacked, returned = self._nacked, self._returned
         self._nacked = self._returned = 0
         if nacked or returned:

@@ -12,7 +12,8 @@
 
 The parent process owns the AMQP connection and never runs handler code; slots do.
 Each job: `started` -> handler under timeout -> `succeeded`/`failed` published with a
-confirm -> only then ack. A crash before the ack means RabbitMQ redelivers.
+confirm -> only then ack. A crash before the ack means RabbitMQ redelivers. The loop does not
+wait for the confirm: the ack waits in `PendingAcks` while the slots run the next jobs.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from ..amqp.confirms import ConfirmBatch, PublishFailed, publish_unflushed
 from ..amqp.connection import CONNECT_ERRORS, connect_forever, dumps, props
 from ..config import Config, WorkerConfig, load
 from ..model import LANES, JOB_ID_RE
+from .acks import PendingAcks
 from .slots import Handler, Slot
 
 log = logging.getLogger("taskforce.worker")
@@ -146,10 +148,10 @@ class Worker:
         ch.queue_bind(ctl, topo.CONTROL_X)
         ch.basic_consume(ctl, self._on_control, auto_ack=True)
         self.ch = ch
+        self.conn = conn
         self.pub = ConfirmBatch(conn)
         self.ev = conn.channel()
-        self.to_ack: list[int] = []
-        self.to_report: list[tuple] = []
+        self.acks = PendingAcks()
         last_hb = 0.0
         drain_deadline = None
         while True:
@@ -164,10 +166,12 @@ class Worker:
                         ch.basic_cancel(t)
                     self._hand_back_buffer()
                 if not any(s.busy for s in self.slots):
+                    self._flush(wait=True)
                     self._heartbeat()
                     return
                 if time.monotonic() > drain_deadline:
                     log.warning("grace period over; %d jobs handed back unfinished", sum(s.busy for s in self.slots))
+                    self._flush(wait=True)
                     self._abandon_all(requeue=True)
                     return
             else:
@@ -184,7 +188,7 @@ class Worker:
             log.warning("dead-lettering a malformed message from %s: %s", source, e)
             self.pub.publish(topo.DLX, topo.DEAD_Q, body,
                              props({"x-taskforce-reason": str(e), "x-taskforce-source": source}))
-            self.to_ack.append(method.delivery_tag)
+            self.acks.add(method.delivery_tag, self.pub.sequence)
             return
         self.buffer.append((LANE_RANK[lane], time.monotonic(), job, method.delivery_tag))
 
@@ -212,7 +216,7 @@ class Worker:
             if (job["id"], job["attempt"], job.get("generation", 0)) in self.reported:
                 log.info("job %s attempt %s delivered again after its result; not running it twice",
                          job["id"], job["attempt"])
-                self.to_ack.append(tag)
+                self.acks.add(tag, 0)
                 continue
             if job["id"] in self.cancelled:
                 self._finish(job, tag, "failed", error={"type": "Cancelled", "message": "cancelled before it started"})
@@ -227,7 +231,8 @@ class Worker:
     def _collect(self, timeout: float) -> None:
         busy = {s.conn: s for s in self.slots if s.busy}
         if not busy:
-            time.sleep(timeout)
+            # Idle: wait on the broker, so a job that arrives starts at once.
+            self.conn.process_data_events(time_limit=timeout)
             return
         for c in wait(list(busy), timeout=timeout):
             s = busy[c]
@@ -258,23 +263,21 @@ class Worker:
 
     def _finish(self, job: dict, tag: Any, kind: str, **extra) -> None:
         self._event(job, kind, confirm=True, **extra)
-        self.to_report.append((job["id"], job["attempt"], job.get("generation", 0)))
-        self.to_ack.append(tag)
+        self.acks.add(tag, self.pub.sequence, (job["id"], job["attempt"], job.get("generation", 0)))
         self.executed += 1
 
-    def _flush(self) -> None:
-        """Confirmed publish first, ack after: a crash in between means a redelivery, never a loss.
-        Results that finished together share one confirm round trip."""
-        if not self.to_ack:
+    def _flush(self, wait: bool = False) -> None:
+        """Ack the deliveries whose outcomes the broker has confirmed: a crash in between means
+        a redelivery, never a loss. `wait` blocks until every outcome is confirmed."""
+        if not self.acks:
             return
-        self.pub.wait(timeout=30)
-        for tag in self.to_ack:
+        if wait:
+            self.pub.wait(timeout=30)
+        for tag, key in self.acks.ready(self.pub.confirmed_through(timeout=30)):
             self.ch.basic_ack(tag)
-        self.to_ack.clear()
-        # Only a confirmed outcome counts as reported; an unconfirmed one will be redelivered and run.
-        for key in self.to_report:
-            self.reported[key] = None
-        self.to_report.clear()
+            # Only a confirmed outcome counts as reported; an unconfirmed one will be redelivered and run.
+            if key is not None:
+                self.reported[key] = None
         while len(self.reported) > 10_000:
             self.reported.popitem(last=False)
 
