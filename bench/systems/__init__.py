@@ -125,6 +125,54 @@ def run_unit(lab: Lab, node: str, unit: str, env_file: str, argv: str) -> None:
                   f"-p TimeoutStopSec=15 {argv}", check=True)
 
 
+class UnitConsumers(System):
+    """A system whose consumers run on the worker nodes as transient units of the bench's own
+    (`tfbench-<unit_prefix>-<i>`) and record each completion in a stamp file."""
+    unit_prefix = "?"
+    cpu_role = "consumer"     # the component their CPU counts under
+
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(lab)
+        self.files = FileStamps(lab, lab.workers)
+        self.units: dict[str, list[str]] = {}
+
+    def consumer_env(self, node: str, i: int) -> dict[str, str]:
+        raise NotImplementedError
+
+    def consumer_argv(self, node: str, i: int) -> str:
+        raise NotImplementedError
+
+    def begin(self, tag: str) -> None:
+        self.files.begin(tag)
+
+    def start_consumers(self, plan: dict[str, int]) -> None:
+        for node, count in plan.items():
+            self.units[node] = []
+            for i in range(count):
+                unit = f"tfbench-{self.unit_prefix}-{i}"
+                env = node_env_file(self.lab, node, f"{self.unit_prefix}-{i}", self.consumer_env(node, i))
+                run_unit(self.lab, node, unit, env, self.consumer_argv(node, i))
+                self.units[node].append(unit)
+
+    def stop_consumers(self) -> None:
+        for node, units in self.units.items():
+            self.lab.systemctl(node, "stop", units)
+        self.units = {}
+
+    def completed(self) -> int:
+        return self.files.completed()
+
+    def stamps(self) -> dict[str, tuple[float, float]]:
+        self.files.end()
+        return self.files.stamps()
+
+    def cpu_plan(self) -> dict[str, list[tuple[str, str]]]:
+        plan = {c: [("rabbitmq", "rabbitmq-server.service")] for c in self.lab.cores}
+        for node, units in self.units.items():
+            plan.setdefault(node, []).extend((self.cpu_role, f"{u}.service") for u in units)
+        return plan
+
+
 def wait_for(pred, timeout: float, every: float = 0.2) -> bool:
     end = time.time() + timeout
     while time.time() < end:

@@ -5,17 +5,18 @@ processes as TaskForce has slots there. Celery has no batch submit: each client 
 calls send_task, which waits for that message's confirm."""
 from __future__ import annotations
 
-import threading
 import time
 
 from ..lab import BENCH_USER, BENCH_VHOST, Lab
 from ..node.celery_tasks import QUEUE, make_app
-from . import FileStamps, System, new_id, node_env_file, run_unit
+from . import UnitConsumers, new_id
 from .nodes import VENV
 
 
-class CelerySystem(System):
+class CelerySystem(UnitConsumers):
     name = "celery"
+    unit_prefix = "celery"
+    cpu_role = "worker"
     clients = 6
     batch = 10
 
@@ -23,9 +24,6 @@ class CelerySystem(System):
         super().__init__(lab)
         self.password, self.concurrency = password, concurrency
         self.app = make_app(lab.amqp_hosts(), BENCH_USER, password, BENCH_VHOST)
-        self.files = FileStamps(lab, lab.workers)
-        self.units: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
 
     def setup(self) -> None:
         with self.app.connection_for_write() as conn:
@@ -34,46 +32,23 @@ class CelerySystem(System):
                 q.bind(ch).declare()
             ch.queue_purge(QUEUE)
 
-    def begin(self, tag: str) -> None:
-        self.files.begin(tag)
+    def consumer_env(self, node: str, i: int) -> dict[str, str]:
+        return {"BENCH_AMQP_HOSTS": ",".join(self.lab.amqp_hosts()), "BENCH_USER": BENCH_USER,
+                "BENCH_PASSWORD": self.password, "BENCH_VHOST": BENCH_VHOST,
+                "BENCH_LOG": self.files.path(node, i), "HOME": "/var/tmp/tfbench"}
+
+    def consumer_argv(self, node: str, i: int) -> str:
+        return (f"{VENV}/bin/celery -A celery_tasks worker -P prefork -c {self.concurrency} -Q {QUEUE} "
+                f"-n bench{i}@{node} --without-gossip --without-mingle --without-heartbeat -l warning")
 
     def start_consumers(self, plan: dict[str, int]) -> None:
-        for node, count in plan.items():
-            self.units[node] = []
-            for i in range(count):
-                env = node_env_file(self.lab, node, f"celery-{i}", {
-                    "BENCH_AMQP_HOSTS": ",".join(self.lab.amqp_hosts()), "BENCH_USER": BENCH_USER,
-                    "BENCH_PASSWORD": self.password, "BENCH_VHOST": BENCH_VHOST,
-                    "BENCH_LOG": self.files.path(node, i), "HOME": "/var/tmp/tfbench"})
-                unit = f"tfbench-celery-{i}"
-                run_unit(self.lab, node, unit, env,
-                         f"{VENV}/bin/celery -A celery_tasks worker -P prefork -c {self.concurrency} -Q {QUEUE} "
-                         f"-n bench{i}@{node} --without-gossip --without-mingle --without-heartbeat -l warning")
-                self.units[node].append(unit)
+        super().start_consumers(plan)
         time.sleep(5)   # the pool forks and consumers attach
-
-    def stop_consumers(self) -> None:
-        for node, units in self.units.items():
-            self.lab.systemctl(node, "stop", units)
-        self.units = {}
 
     def submit_one(self, client: int) -> tuple[str, float]:
         jid, t = new_id(), time.time()
         self.app.send_task("bench.noop", args=[jid, t], queue=QUEUE)
         return jid, t
-
-    def completed(self) -> int:
-        return self.files.completed()
-
-    def stamps(self) -> dict[str, tuple[float, float]]:
-        self.files.end()
-        return self.files.stamps()
-
-    def cpu_plan(self) -> dict[str, list[tuple[str, str]]]:
-        plan = {c: [("rabbitmq", "rabbitmq-server.service")] for c in self.lab.cores}
-        for node, units in self.units.items():
-            plan.setdefault(node, []).extend(("worker", f"{u}.service") for u in units)
-        return plan
 
     def teardown(self) -> None:
         self.files.end()

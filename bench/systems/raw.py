@@ -13,23 +13,22 @@ from taskforce.amqp.confirms import ConfirmBatch
 from taskforce.amqp.connection import props
 
 from ..lab import BENCH_USER, BENCH_VHOST, Lab
-from . import FileStamps, System, new_id, node_env_file, run_unit
+from . import UnitConsumers, new_id
 from .nodes import VENV
 
 QUEUE = "tfbench.raw"
 JOB_BYTES = 300   # about the size of a TaskForce job message
 
 
-class Raw(System):
+class Raw(UnitConsumers):
     name = "raw"
+    unit_prefix = "raw"
     clients = 2
     batch = 50
 
     def __init__(self, lab: Lab, password: str, prefetch: int = 8) -> None:
         super().__init__(lab)
         self.password, self.prefetch = password, prefetch
-        self.files = FileStamps(lab, lab.workers)
-        self.units: dict[str, list[str]] = {}
         self._local = threading.local()
         self._conns: list[pika.BlockingConnection] = []
 
@@ -52,25 +51,13 @@ class Raw(System):
         ch.queue_purge(QUEUE)
         ch.close()
 
-    def begin(self, tag: str) -> None:
-        self.files.begin(tag)
+    def consumer_env(self, node: str, i: int) -> dict[str, str]:
+        return {"BENCH_AMQP_HOSTS": ",".join(self.lab.amqp_hosts()), "BENCH_USER": BENCH_USER,
+                "BENCH_PASSWORD": self.password, "BENCH_VHOST": BENCH_VHOST, "BENCH_QUEUE": QUEUE,
+                "BENCH_PREFETCH": str(self.prefetch), "BENCH_LOG": self.files.path(node, i)}
 
-    def start_consumers(self, plan: dict[str, int]) -> None:
-        for node, count in plan.items():
-            self.units[node] = []
-            for i in range(count):
-                env = node_env_file(self.lab, node, f"raw-{i}", {
-                    "BENCH_AMQP_HOSTS": ",".join(self.lab.amqp_hosts()), "BENCH_USER": BENCH_USER,
-                    "BENCH_PASSWORD": self.password, "BENCH_VHOST": BENCH_VHOST, "BENCH_QUEUE": QUEUE,
-                    "BENCH_PREFETCH": str(self.prefetch), "BENCH_LOG": self.files.path(node, i)})
-                unit = f"tfbench-raw-{i}"
-                run_unit(self.lab, node, unit, env, f"{VENV}/bin/python raw_consumer.py")
-                self.units[node].append(unit)
-
-    def stop_consumers(self) -> None:
-        for node, units in self.units.items():
-            self.lab.systemctl(node, "stop", units)
-        self.units = {}
+    def consumer_argv(self, node: str, i: int) -> str:
+        return f"{VENV}/bin/python raw_consumer.py"
 
     def _body(self, jid: str, t: float) -> bytes:
         msg = {"v": 1, "id": jid, "t": t, "type": "noop", "payload": {}, "queue": "default", "priority": 5}
@@ -90,19 +77,6 @@ class Raw(System):
 
     def submit_one(self, client: int) -> tuple[str, float]:
         return self.submit_batch(client, 1)[0]
-
-    def completed(self) -> int:
-        return self.files.completed()
-
-    def stamps(self) -> dict[str, tuple[float, float]]:
-        self.files.end()
-        return self.files.stamps()
-
-    def cpu_plan(self) -> dict[str, list[tuple[str, str]]]:
-        plan = {c: [("rabbitmq", "rabbitmq-server.service")] for c in self.lab.cores}
-        for node, units in self.units.items():
-            plan.setdefault(node, []).extend(("consumer", f"{u}.service") for u in units)
-        return plan
 
     def teardown(self) -> None:
         self.files.end()
