@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 import pika
 
 from ..amqp import topology as topo
-from ..amqp.confirms import ConfirmBatch, PublishFailed, publish_unflushed
+from ..amqp.confirms import ConfirmBatch, PublishFailed
 from ..amqp.connection import CONNECT_ERRORS, connect_forever, dumps, props
 from ..config import Config, WorkerConfig, load
 from ..model import LANES, JOB_ID_RE
@@ -262,7 +262,7 @@ class Worker:
                                                         "message": f"handler ran past timeout_s={job['timeout_s']}"})
 
     def _finish(self, job: dict, tag: Any, kind: str, **extra) -> None:
-        self._event(job, kind, confirm=True, **extra)
+        self._event(job, kind, **extra)
         self.acks.add(tag, self.pub.sequence, (job["id"], job["attempt"], job.get("generation", 0)))
         self.executed += 1
 
@@ -299,14 +299,14 @@ class Worker:
         self.buffer.clear()
 
     # ---- publishing ------------------------------------------------------------------------
-    def _event(self, job: dict, kind: str, confirm: bool = False, **extra) -> None:
+    def _event(self, job: dict, kind: str, **extra) -> None:
+        """Every event of a job goes on the one confirm channel: RabbitMQ keeps the order of
+        messages within a channel only, and on two channels a quick job's `succeeded` could
+        reach the orchestrator before its `started`. Only the outcome's confirm gates the ack."""
         msg = {"v": 1, "kind": kind, "job_id": job["id"], "attempt": job["attempt"],
                "generation": job.get("generation", 0), "worker_id": self.worker_id, "node": self.node,
                "lang": "python", "ts": time.time(), **extra}
-        if confirm:
-            self.pub.publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
-        else:
-            publish_unflushed(self.ev, topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
+        self.pub.publish(topo.WORKER_EVENTS_X, f"job.{kind}", dumps(msg), props())
 
     def _heartbeat(self) -> None:
         in_flight = [s.job["id"] for s in self.slots if s.busy] + [b[2]["id"] for b in self.buffer]
