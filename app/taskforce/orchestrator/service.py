@@ -50,11 +50,16 @@ def make_http(cfg: Config, node, state) -> ThreadingHTTPServer:
 
         def _send(self, code: int, body) -> None:
             data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller gave up waiting (a gateway's read timeout during a fault): nothing to
+                # answer, and no traceback for the journal.
+                pass
 
         def do_GET(self):
             auth = self.headers.get("Authorization", "")
