@@ -11,10 +11,11 @@ import threading
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import pickle as _pickle
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj.journal import FileJournal
 
-from ..config import RaftConfig
+from ..config import ConfigError, RaftConfig
 from .schedule import Schedule
 
 
@@ -115,6 +116,44 @@ class DurableSyncObj(SyncObj):
 
     fenced_messages = 0
 
+    def on_raft_thread(self, fn, timeout: float = 5.0) -> Any:
+        """Run fn() on pysyncobj's own thread, between two ticks, and return what it returns:
+        the log and the membership are that thread's alone."""
+        done = threading.Event()
+        box: dict = {}
+
+        def once():
+            if done.is_set():
+                return
+            try:
+                box["value"] = fn()
+            except Exception as e:  # handed back to the caller's thread
+                box["error"] = e
+            done.set()
+
+        self.addOnTickCallback(once)
+        try:
+            if not done.wait(timeout):
+                raise TimeoutError(f"the Raft thread did not run a call within {timeout:.0f}s")
+        finally:
+            self.removeOnTickCallback(once)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def uncommitted_membership(self, timeout: float = 5.0) -> list[tuple[int, str, str]]:
+        """Membership changes in this node's log above its commit index, as (index, "add" or
+        "rem", "host:port"). pysyncobj means to refuse a change while another is uncommitted,
+        but the index it checks (__changeClusterIDx) is never set, so it never refuses."""
+        def scan():
+            out = []
+            for command, idx, _term in self._SyncObj__getEntries(self.raftCommitIndex + 1):
+                req = self._SyncObj__parseChangeClusterRequest(command)
+                if req is not None:
+                    out.append((idx, str(req[0]), str(req[1])))
+            return out
+        return self.on_raft_thread(scan, timeout)
+
     def _SyncObj__onMessageReceived(self, node, message):
         self.fenced_messages += 1
         return super()._SyncObj__onMessageReceived(node, without_unchecked_commit(message))
@@ -135,11 +174,15 @@ def without_unchecked_commit(message: Any) -> Any:
     return message
 
 
+def journal_path(cfg: RaftConfig) -> str:
+    return os.path.join(cfg.data_dir, "journal.bin")
+
+
 def raft_conf(cfg: RaftConfig) -> SyncObjConf:
     os.makedirs(cfg.data_dir, exist_ok=True)
     return SyncObjConf(
         password=cfg.password,
-        journalFile=os.path.join(cfg.data_dir, "journal.bin"),
+        journalFile=journal_path(cfg),
         fullDumpFile=os.path.join(cfg.data_dir, "dump.bin"),
         # The 30 s default lets a leader that lost its majority act for half a minute.
         leaderFallbackTimeout=cfg.leader_fallback_s,
@@ -161,7 +204,53 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
     )
 
 
+_MEMBERSHIP = _syncobj_module._COMMAND_TYPE.MEMBERSHIP
+
+
+def membership_above_commit(path: str) -> list[tuple[int, str, str]]:
+    """The membership changes a journal holds above the commit index it saved, as (index,
+    "add" or "rem", "host:port"). pysyncobj replays only up to that index at start, and saves
+    it once a second, so these are the changes a restart does not apply until the leader
+    commits them again."""
+    if not os.path.exists(path):
+        return []
+    journal = FileJournal(path)
+    try:
+        commit = journal.getRaftCommitIndex()
+        out = []
+        for i in range(len(journal)):
+            command, idx, _term = journal[i]
+            if idx > commit and command[:1] == bytes([_MEMBERSHIP]):
+                req = _pickle.loads(command[1:])
+                out.append((idx, str(req[0]), str(req[1])))
+        return out
+    finally:
+        journal._destroy()
+
+
+def check_membership_on_start(cfg: RaftConfig) -> None:
+    """Refuse to start a member whose config leaves out a membership change that its journal
+    holds but has not applied. pysyncobj would start with the configured group and count votes
+    over it until the leader commits the change again: a member restarted with its old config
+    right after the group grew could elect itself in a group too small (with no peers, alone)."""
+    configured = set(cfg.peers) | {cfg.self}
+    members = set(configured)
+    path = journal_path(cfg)
+    ahead = membership_above_commit(path)
+    for _idx, kind, addr in ahead:
+        (members.add if kind == "add" else members.discard)(addr)
+    if members != configured:
+        changes = ", ".join(f"{kind} {addr} at index {idx}" for idx, kind, addr in ahead)
+        if cfg.self not in members:
+            raise ConfigError(f"the journal {path} removes this node from the Raft group ({changes}): wipe "
+                              "raft.data_dir before it starts again (it then rejoins empty if it is still a member; "
+                              "otherwise add it again)")
+        raise ConfigError(f"the journal {path} holds membership changes not applied yet ({changes}): "
+                          f"set [raft] peers to {sorted(members - {cfg.self})} and start again")
+
+
 def make_node(cfg: RaftConfig) -> tuple[SyncObj, ReplicatedSchedule]:
+    check_membership_on_start(cfg)
     state = ReplicatedSchedule(cfg)
     node = DurableSyncObj(cfg.self, list(cfg.peers), raft_conf(cfg), consumers=[state])
     return node, state
