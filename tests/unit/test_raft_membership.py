@@ -1,4 +1,4 @@
-"""Raft membership changes (orchestrator/membership.py): the checks before
+"""Raft membership changes (orchestrator/membership.py, the raft-member CLI): the checks before
 and after a change, one change at a time, and what pysyncobj itself does with a change that
 overlaps another or with a journal replayed against a changed config."""
 import threading
@@ -7,6 +7,7 @@ import time
 import pytest
 from pysyncobj.syncobj import FAIL_REASON
 
+from taskforce.cli import _api_urls, new_member_mismatch, pick_leader
 from taskforce.orchestrator.membership import (Change, ChangeRefused, MembershipChanger, check_preconditions,
                                                config_drift, expected_members, parse_change, verify)
 
@@ -185,6 +186,47 @@ def test_pysyncobj_refusals_map_to_clear_answers():
                                 (FAIL_REASON.NOT_LEADER, 409, "leader_changed")):
         e = refused(MembershipChanger(FakeNode(reply=reply), views(status())).change, Change("add", D, 2))
         assert (e.code, e.reason) == (code, reason), reply
+
+
+# ---- the CLI's choices -------------------------------------------------------------------------------
+def test_the_cli_looks_for_the_leader_on_every_members_host_at_this_nodes_api_port():
+    from taskforce.config import RaftConfig
+    raft = RaftConfig(self=A, peers=[B, C], password="unit-test-pw", internal_token="unit-test-token",
+                      http_listen="10.0.0.1:7100")
+    assert _api_urls(raft, None) == ["http://10.0.0.1:7100", "http://10.0.0.2:7100", "http://10.0.0.3:7100"]
+    assert _api_urls(raft.model_copy(update={"http_listen": "0.0.0.0:7100"}), None)[0] == "http://127.0.0.1:7100"
+    assert _api_urls(raft, "http://x:1/, http://y:2") == ["http://x:1", "http://y:2"]
+
+
+def test_the_cli_fails_with_one_line_when_no_leader_answers(tmp_path, capsys):
+    from taskforce.cli import main
+    raft_port, api_port = free_ports(2)
+    cfg = tmp_path / "orchestrator.toml"
+    cfg.write_text('[amqp]\nuser = "orchestrator"\npassword = "pw"\n[raft]\n'
+                   f'self = "127.0.0.1:{raft_port}"\npassword = "unit-test-pw"\n'
+                   f'http_listen = "127.0.0.1:{api_port}"\ninternal_token = "unit-test-token"\n')
+    assert main(["raft-member", "add", D, "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"taskforce raft-member add {D}: no orchestrator that leads")
+    assert main(["raft-member", "remove", "--config", str(cfg)]) == 1
+    assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_the_cli_takes_the_leader_with_a_quorum_and_the_highest_term():
+    old = dict(status(), term=2)
+    new = dict(status(me=B, others=(A, C)), term=4)
+    follower = status(me=C, others=(A, B), state="follower")
+    assert pick_leader({"u1": old, "u2": new, "u3": follower, "u4": None})[0] == "u2"
+    assert pick_leader({"u1": dict(new, has_quorum=False), "u3": follower}) is None
+
+
+def test_the_cli_refuses_to_add_a_node_whose_peers_are_not_the_current_members():
+    leader = status()
+    good = status(me=D, others=(A, B, C), state="follower")
+    assert new_member_mismatch(D, leader, {"u1": leader, "u4": good}) is None
+    assert new_member_mismatch(D, leader, {"u1": leader}) is None          # not seen: nothing to compare
+    wrong = status(me=D, others=(A, B), state="follower")
+    assert "set its [raft] peers" in new_member_mismatch(D, leader, {"u1": leader, "u4": wrong})
 
 
 # ---- real pysyncobj ------------------------------------------------------------------------------------
