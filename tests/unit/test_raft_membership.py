@@ -278,19 +278,25 @@ def test_pysyncobj_takes_an_overlapping_change_and_a_restart_that_would_miss_it_
     node.destroy()
 
 
-def test_a_restart_replays_the_journals_membership_whatever_the_config_says(tmp_path):
-    """A one-node group adds a second node, which then stops; the first is restarted with a
-    config that lists the second (updated) and with one that does not (stale). Either way the
-    journal's add holds, once, and a stale config shows up as drift."""
-    a, b = (f"127.0.0.1:{p}" for p in free_ports(2))
+def test_a_node_waiting_to_join_calls_no_election_and_a_restart_replays_the_journals_membership(tmp_path):
+    """A one-node group; a second node is started with the first as its peer and waits,
+    dialling it every few seconds (its address is the higher, so it dials) and being dropped:
+    it raises no term, so adding it deposes nobody. Then both stop and the first is restarted
+    with a config that lists the second (updated) and with one that does not (stale). Either
+    way the journal's add holds, once, and a stale config shows up as drift."""
+    a, b = sorted(f"127.0.0.1:{p}" for p in free_ports(2))
     node_a, st_a = single_node(tmp_path / "a", a)
     node_b = None
     try:
         wait(lambda: st_a()["state"] == "leader")
+        term = st_a()["term"]
         node_b, st_b = single_node(tmp_path / "b", b, peers=[a])
+        time.sleep(7)   # past its first redial (pysyncobj's connectionRetryTime is 5 s)
+        assert st_b()["term"] == 0 and st_b()["leader"] is None
         res = MembershipChanger(node_a, st_a).change(Change("add", b, 20))
         assert res["members"] == sorted([a, b]) and res["connected"] == {b: True}
         wait(lambda: st_b()["leader"] == a)
+        assert st_a()["term"] == term and st_a()["state"] == "leader"
         commit = st_a()["commit_idx"]
         time.sleep(1.2)   # pysyncobj saves the commit index once a second
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
@@ -98,7 +99,18 @@ class DurableSyncObj(SyncObj):
     a follower, before it tells the leader it holds the entries; the leader, at the start of
     each tick, before it advances the commit index (it counts its own copy). One msync per
     message or tick, not per entry. Both hooks run on pysyncobj's own thread, the only one
-    that touches the journal."""
+    that touches the journal.
+
+    It also calls no election it cannot win (see _SyncObj__connectedToAnyone)."""
+
+    # How long a connection must have lasted to count toward an election.
+    STEADY_CONNECTION_S = 0.5
+
+    def __init__(self, *args, **kwargs) -> None:
+        # Set before SyncObj.__init__, which starts the transport and then takes every
+        # attribute set later for replicated state, pickled into its dumps.
+        self._connected_since: dict = {}
+        super().__init__(*args, **kwargs)
 
     def _journal_sync(self) -> None:
         log = self._SyncObj__raftLog
@@ -115,6 +127,27 @@ class DurableSyncObj(SyncObj):
         return super()._onTick(timeToWait)
 
     fenced_messages = 0
+
+    def _SyncObj__onNodeConnected(self, node):
+        self._connected_since[node] = time.monotonic()
+        return super()._SyncObj__onNodeConnected(node)
+
+    def _SyncObj__onNodeDisconnected(self, node):
+        self._connected_since.pop(node, None)
+        return super()._SyncObj__onNodeDisconnected(node)
+
+    def _SyncObj__connectedToAnyone(self):
+        """pysyncobj calls an election once connected to anyone, and raises its term for it.
+        A node started to join a group but not added yet is connected to a member for an
+        instant each time it dials one (the member drops it on hearing its address), so it
+        raised its term every few seconds, and once added deposed the leader with it. Here an
+        election needs a majority of the group (this node included) connected for a while:
+        no fewer can elect anyway."""
+        others = self.otherNodes
+        now = time.monotonic()
+        steady = sum(1 for n in others if self.isNodeConnected(n)
+                     and now - self._connected_since.get(n, now) >= self.STEADY_CONNECTION_S)
+        return steady + 1 > (len(others) + 1) / 2
 
     def on_raft_thread(self, fn, timeout: float = 5.0) -> Any:
         """Run fn() on pysyncobj's own thread, between two ticks, and return what it returns:
