@@ -68,14 +68,19 @@ def test_grow_to_five_one_at_a_time_remove_one_and_restart_a_member_with_the_new
     r = post(c, lead, {"remove": addr[lead]})
     assert r.status_code == 409 and r.json()["reason"] == "is_leader"
 
-    # A 4th node, started with every member as a peer, waits outside the group until added.
+    # A 4th node, started with every member as a peer, waits outside the group until added,
+    # past its first redials (5 s apart), and calls no election meanwhile.
     c.start_orch(c.new_orch(), addr[:3])
     addr = c.raft_addrs
     wait_for(lambda: c.orch_status(3), what="orch4's API")
-    assert c.orch_status(3)["leader"] is None and len(c.orch_status(lead)["members"]) == 3
+    time.sleep(6)
+    st4 = c.orch_status(3)
+    assert st4["leader"] is None and st4["term"] == 0 and len(c.orch_status(lead)["members"]) == 3
+    term = c.orch_status(lead)["term"]
     r = raft_member(c, 3, "add", addr[3])   # from the new node's host, as a playbook would
     assert r.returncode == 0 and "done: 4 members" in r.stdout
     wait_for(lambda: agreed(c, range(4), addr[:4]), timeout=20, what="4 members agreeing")
+    print(f"leader's term {term} before the add, {c.orch_status(c.wait_leader())['term']} after")
 
     # A 5th, added before it starts: the change commits (4 of 5 hold it) but does not check out
     # until the node is up and caught up, and meanwhile another change is refused.
