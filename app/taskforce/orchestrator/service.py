@@ -90,6 +90,10 @@ def make_http(cfg: Config, node, state) -> ThreadingHTTPServer:
                 st = changer.change(parse_change(body))
             except ChangeRefused as e:
                 return self._send(e.code, e.body())
+            except Exception as e:
+                log.exception("raft membership: a change failed")
+                return self._send(500, {"detail": f"the change failed: {e!r}; check the members before you retry",
+                                        "reason": "error"})
             return self._send(200, st)
 
         def do_GET(self):
