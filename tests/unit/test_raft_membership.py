@@ -291,7 +291,7 @@ def test_a_node_waiting_to_join_calls_no_election_and_a_restart_replays_the_jour
         wait(lambda: st_a()["state"] == "leader")
         term = st_a()["term"]
         node_b, st_b = single_node(tmp_path / "b", b, peers=[a])
-        time.sleep(7)   # past its first redial (pysyncobj's connectionRetryTime is 5 s)
+        time.sleep(3.5)   # past its first redials (raft_conf's connectionRetryTime is 1 s)
         assert st_b()["term"] == 0 and st_b()["leader"] is None
         res = MembershipChanger(node_a, st_a).change(Change("add", b, 20))
         assert res["members"] == sorted([a, b]) and res["connected"] == {b: True}

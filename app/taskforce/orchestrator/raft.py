@@ -227,6 +227,11 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
         raftMinTimeout=1.5,
         raftMaxTimeout=3.0,
         connectionTimeout=3.5,
+        # pysyncobj's 5 s default: a follower restarted while the leader waited to redial it
+        # (the side with the higher address dials) heard no leader within its election
+        # timeout and, connected to the others, deposed it. Redialling within a second is
+        # well inside raftMinTimeout.
+        connectionRetryTime=1.0,
         logCompactionMinEntries=20000,
         logCompactionMinTime=60,
         # Compaction pickles and gzips the whole schedule. Without a fork it runs on the Raft
