@@ -185,15 +185,9 @@ class DevCluster:
         (cfgdir / "tokens.toml").write_text("".join(
             f'[[token]]\nname = "{n}"\nsha256 = "{hashlib.sha256(t.encode()).hexdigest()}"\nscopes = {json.dumps(scopes[n])}\n'
             for n, t in self.tokens.items()))
-        peers = [f"127.0.0.1:{p}" for p in self.raft_ports]
         for i in range(self.n_orch):
-            (cfgdir / f"orch{i + 1}.toml").write_text(
-                f'node = "orch{i + 1}"\n' + self._amqp("orchestrator") +
-                f'[raft]\nself = "{peers[i]}"\npeers = {json.dumps([p for j, p in enumerate(peers) if j != i])}\n'
-                f'password = "{self.raft_password}"\ndata_dir = "{self.base}/raft{i + 1}"\n'
-                f'http_listen = "127.0.0.1:{self.http_ports[i]}"\ninternal_token = "{self.internal}"\n'
-                f'backoff_base_s = 0.5\nbackoff_max_s = 5\nheartbeat_grace_s = 6\n')
-        orchs = [f"http://127.0.0.1:{p}" for p in self.http_ports]
+            self.write_orch_config(i, [a for j, a in enumerate(self.raft_addrs) if j != i])
+        orchs = self.api_urls()
         for i in range(self.n_gw):
             (cfgdir / f"gw{i + 1}.toml").write_text(
                 f'node = "gw{i + 1}"\n' + self._amqp("gateway") +
@@ -205,6 +199,42 @@ class DevCluster:
             (cfgdir / f"worker{i + 1}.toml").write_text(
                 f'node = "w{i + 1}"\n' + self._amqp("worker") +
                 f'[worker]\nqueues = ["default", "{own}"]\nslots = {self.worker_slots}\nprefetch = 2\ngrace_s = 10\n')
+
+    @property
+    def raft_addrs(self) -> list[str]:
+        return [f"127.0.0.1:{p}" for p in self.raft_ports]
+
+    def api_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}" for p in self.http_ports]
+
+    def write_orch_config(self, i: int, peers: list[str]) -> Path:
+        """orchN.toml for orchestrator index i, with the given Raft peers."""
+        path = self.base / "etc" / f"orch{i + 1}.toml"
+        path.write_text(
+            f'node = "orch{i + 1}"\n' + self._amqp("orchestrator") +
+            f'[raft]\nself = "{self.raft_addrs[i]}"\npeers = {json.dumps(peers)}\n'
+            f'password = "{self.raft_password}"\ndata_dir = "{self.base}/raft{i + 1}"\n'
+            f'http_listen = "127.0.0.1:{self.http_ports[i]}"\ninternal_token = "{self.internal}"\n'
+            f'backoff_base_s = 0.5\nbackoff_max_s = 5\nheartbeat_grace_s = 6\n')
+        return path
+
+    def new_orch(self) -> int:
+        """Ports for one more orchestrator, and its index; start it with start_orch. It is not
+        a Raft member until the leader adds it."""
+        self.raft_ports.append(free_port())
+        self.http_ports.append(free_port())
+        self.n_orch += 1
+        return self.n_orch - 1
+
+    def start_orch(self, i: int, peers: list[str]) -> Proc:
+        """(Re)start orchestrator index i with a config naming these Raft peers."""
+        name = f"orch{i + 1}"
+        if name in self.procs:
+            self.procs[name].stop()
+        self.write_orch_config(i, peers)
+        p = self._proc(name, ["orchestrator"], f"{name}.toml")
+        p.start()
+        return p
 
     def _proc(self, name: str, args: list[str], cfg: str) -> Proc:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -275,7 +305,8 @@ class DevCluster:
         """Index of the orchestrator that is leader with a committed epoch, if exactly one."""
         found = []
         for i in range(self.n_orch):
-            if not self.procs[f"orch{i + 1}"].alive:
+            p = self.procs.get(f"orch{i + 1}")
+            if p is None or not p.alive:
                 continue
             st = self.orch_status(i)
             if st and st["state"] == "leader" and st["schedule"]["leader"] == st["self"]:
@@ -305,6 +336,8 @@ class DevCluster:
                 time.sleep(0.2)
 
     def wait_workers(self, n: int, timeout: float = 60) -> None:
+        if n <= 0:
+            return
         end = time.time() + timeout
         with self.client() as c:
             while time.time() < end:

@@ -5,6 +5,8 @@
     taskforce status [JOB_ID]
     taskforce watch JOB_ID
     taskforce token            (print a new random token and its sha256 for tokens.toml)
+    taskforce raft-member add|remove HOST:PORT [--config FILE]   (one Raft membership change)
+    taskforce raft-member list [--config FILE]
 
 Clients read TASKFORCE_URL (default http://127.0.0.1:8080) and TASKFORCE_TOKEN.
 """
@@ -166,6 +168,116 @@ def cmd_watch(a) -> int:
         return _watch(c, a.job_id)
 
 
+# ---- Raft membership, on a core host -------------------------------------------------------------
+def _api_urls(raft, explicit: Optional[str]) -> list[str]:
+    """The orchestrators' internal API URLs to ask: --orchestrators if given, else this node's
+    http_listen and, for every peer, the peer's host with this node's API port (the roles give
+    every orchestrator of a cluster the same API port)."""
+    if explicit:
+        return [u.strip().rstrip("/") for u in explicit.split(",") if u.strip()]
+    host, port = split_hostport(raft.http_listen, 7100)
+    local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    peers = [f"http://{split_hostport(p, 4321)[0]}:{port}" for p in raft.peers]
+    return list(dict.fromkeys([local] + peers))
+
+
+def pick_leader(statuses: dict[str, Optional[dict]]) -> Optional[tuple[str, dict]]:
+    """(url, status) of the orchestrator that says it leads with a quorum, the highest term if
+    more than one says so (a deposed leader that has not heard yet)."""
+    leading = [(st["term"] or 0, url, st) for url, st in statuses.items()
+               if st and st.get("state") == "leader" and st.get("has_quorum")]
+    if not leading:
+        return None
+    _, url, st = max(leading, key=lambda x: x[0])
+    return url, st
+
+
+def new_member_mismatch(target: str, leader_st: dict, statuses: dict[str, Optional[dict]]) -> Optional[str]:
+    """A node being added must list every current member as a peer, or it will count votes
+    over the wrong group. Its own status shows what it lists; None if it agrees or is not seen."""
+    own = next((st for st in statuses.values() if st and st.get("self") == target), None)
+    if own is None:
+        return None
+    want = sorted(set(leader_st["members"]) | {target})
+    if sorted(set(own["members"])) != want:
+        return (f"{target} lists {', '.join(sorted(set(own['members'])))} as its group, but it would join "
+                f"{', '.join(want)}: set its [raft] peers to every current member and restart it first")
+    return None
+
+
+def _member_lines(st: dict) -> list[str]:
+    out = []
+    for m in st["members"]:
+        if m == st["self"]:
+            out.append(f"  {m}  leader")
+        else:
+            ok = "connected" if st["connected"].get(m) else "NOT CONNECTED"
+            at = st.get("match_idx", {}).get(m)
+            out.append(f"  {m}  {ok}" + (f", log at {at} of {st['commit_idx']}" if at is not None else ""))
+    return out
+
+
+def cmd_raft_member(a) -> int:
+    import httpx
+    raft = load(a.config).need("raft")
+    urls = _api_urls(raft, a.orchestrators)
+    headers = {"Authorization": f"Bearer {raft.internal_token}"}
+    who = f"raft-member {a.action}" + (f" {a.address}" if a.address else "")
+
+    def fail(msg: str) -> int:
+        print(f"taskforce {who}: {msg}", file=sys.stderr)
+        return 1
+
+    def statuses() -> dict[str, Optional[dict]]:
+        out: dict[str, Optional[dict]] = {}
+        for u in urls:
+            try:
+                r = httpx.get(u + "/status", headers=headers, timeout=3)
+                out[u] = r.json() if r.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                out[u] = None
+        return out
+
+    if a.action != "list" and not a.address:
+        return fail("give the member's Raft address, HOST:PORT as in its [raft] self")
+    for attempt in range(3):
+        seen = statuses()
+        found = pick_leader(seen)
+        if found is None:
+            answered = [u for u, st in seen.items() if st]
+            return fail(f"no orchestrator that leads with a quorum among {', '.join(urls)} "
+                        f"({len(answered)} answered); pass --orchestrators URL,... if their API is elsewhere")
+        url, st = found
+        print(f"leader {st['self']} (term {st['term']}) at {url}", flush=True)
+        if a.action == "list":
+            print("\n".join(_member_lines(st)))
+            return 0
+        if a.action == "add":
+            mismatch = new_member_mismatch(a.address, st, seen)
+            if mismatch:
+                return fail(mismatch)
+        print(f"asking it to {a.action} {a.address}, one change, checked (up to {a.timeout:.0f}s)", flush=True)
+        try:
+            r = httpx.post(url + "/raft/members", headers=headers, json={a.action: a.address, "timeout_s": a.timeout},
+                           timeout=a.timeout + 15)
+        except httpx.HTTPError as e:
+            return fail(f"no answer from {url}: {e!r}; check the members with raft-member list before you retry")
+        try:
+            body = r.json()
+        except ValueError:
+            return fail(f"{url} answered {r.status_code}: {r.text[:200]}")
+        if r.status_code == 200:
+            print(f"done: {len(body['members'])} members, all connected")
+            print("\n".join(_member_lines(body)))
+            return 0
+        if r.status_code == 409 and body.get("reason") == "not_leader" and attempt < 2:
+            print(f"leadership moved ({body.get('detail')}); looking again", flush=True)
+            time.sleep(1)
+            continue
+        return fail(f"{body.get('detail', r.text[:200])} ({r.status_code})")
+    return fail("leadership kept moving; try again")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="taskforce", description="TaskForce: a distributed job scheduler")
     p.add_argument("--log-level", default=os.environ.get("TASKFORCE_LOG_LEVEL", "info"))
@@ -192,6 +304,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     s = sub.add_parser("watch", help="follow a job live")
     s.add_argument("job_id")
     s.set_defaults(fn=cmd_watch)
+    s = sub.add_parser("raft-member", help="change the Raft membership, one node at a time (on a core host)")
+    s.add_argument("action", choices=["add", "remove", "list"])
+    s.add_argument("address", nargs="?", help="the member's Raft address, HOST:PORT as in its [raft] self")
+    s.add_argument("--config", default=None, help="this host's orchestrator TOML (default $TASKFORCE_CONFIG or /etc/taskforce/taskforce.toml)")
+    s.add_argument("--orchestrators", default=None,
+                   help="internal API URLs to look for the leader at, comma-separated (default: this node's and its peers' hosts on this node's API port)")
+    s.add_argument("--timeout", type=float, default=30.0, help="seconds for the change to commit and check out")
+    s.set_defaults(fn=cmd_raft_member)
     s = sub.add_parser("token", help="mint an API token and its hash")
     s.set_defaults(fn=cmd_token)
     a = p.parse_args(argv)

@@ -16,15 +16,25 @@ def have_rabbitmq() -> bool:
     return Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() and os.geteuid() == 0
 
 
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
+def start_cluster(tmp_path_factory, name: str, **kw) -> DevCluster:
+    """A DevCluster under TASKFORCE_IT_DIR (or a fresh temporary folder) in folder name, up."""
     if not have_rabbitmq():
         pytest.skip("needs root and the rabbitmq-server package (make deps installs it)")
     base = Path(os.environ.get("TASKFORCE_IT_DIR") or tmp_path_factory.mktemp("tf"))
+    c = DevCluster(base / name, **kw)
+    try:
+        c.up()
+    except BaseException:
+        c.down()
+        raise
+    return c
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
     jar = Path(__file__).resolve().parents[2] / "build" / "taskforce-worker.jar"
     java = 1 if jar.exists() and shutil.which("java") else 0
-    c = DevCluster(base / "cluster", java_workers=java)
-    c.up()
+    c = start_cluster(tmp_path_factory, "cluster", java_workers=java)
     yield c
     c.down()
 

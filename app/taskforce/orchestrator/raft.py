@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import pickle as _pickle
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj.journal import FileJournal
 
-from ..config import RaftConfig
+from ..config import ConfigError, RaftConfig
 from .schedule import Schedule
 
 
@@ -97,7 +99,18 @@ class DurableSyncObj(SyncObj):
     a follower, before it tells the leader it holds the entries; the leader, at the start of
     each tick, before it advances the commit index (it counts its own copy). One msync per
     message or tick, not per entry. Both hooks run on pysyncobj's own thread, the only one
-    that touches the journal."""
+    that touches the journal.
+
+    It also calls no election it cannot win (see _SyncObj__connectedToAnyone)."""
+
+    # How long a connection must have lasted to count toward an election.
+    STEADY_CONNECTION_S = 0.5
+
+    def __init__(self, *args, **kwargs) -> None:
+        # Set before SyncObj.__init__, which starts the transport and then takes every
+        # attribute set later for replicated state, pickled into its dumps.
+        self._connected_since: dict = {}
+        super().__init__(*args, **kwargs)
 
     def _journal_sync(self) -> None:
         log = self._SyncObj__raftLog
@@ -114,6 +127,65 @@ class DurableSyncObj(SyncObj):
         return super()._onTick(timeToWait)
 
     fenced_messages = 0
+
+    def _SyncObj__onNodeConnected(self, node):
+        self._connected_since[node] = time.monotonic()
+        return super()._SyncObj__onNodeConnected(node)
+
+    def _SyncObj__onNodeDisconnected(self, node):
+        self._connected_since.pop(node, None)
+        return super()._SyncObj__onNodeDisconnected(node)
+
+    def _SyncObj__connectedToAnyone(self):
+        """pysyncobj calls an election once connected to anyone, and raises its term for it.
+        A node started to join a group but not added yet is connected to a member for an
+        instant each time it dials one (the member drops it on hearing its address), so it
+        raised its term every few seconds, and once added deposed the leader with it. Here an
+        election needs a majority of the group (this node included) connected for a while:
+        no fewer can elect anyway."""
+        others = self.otherNodes
+        now = time.monotonic()
+        steady = sum(1 for n in others if self.isNodeConnected(n)
+                     and now - self._connected_since.get(n, now) >= self.STEADY_CONNECTION_S)
+        return steady + 1 > (len(others) + 1) / 2
+
+    def on_raft_thread(self, fn, timeout: float = 5.0) -> Any:
+        """Run fn() on pysyncobj's own thread, between two ticks, and return what it returns:
+        the log and the membership are that thread's alone."""
+        done = threading.Event()
+        box: dict = {}
+
+        def once():
+            if done.is_set():
+                return
+            try:
+                box["value"] = fn()
+            except Exception as e:  # handed back to the caller's thread
+                box["error"] = e
+            done.set()
+
+        self.addOnTickCallback(once)
+        try:
+            if not done.wait(timeout):
+                raise TimeoutError(f"the Raft thread did not run a call within {timeout:.0f}s")
+        finally:
+            self.removeOnTickCallback(once)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def uncommitted_membership(self, timeout: float = 5.0) -> list[tuple[int, str, str]]:
+        """Membership changes in this node's log above its commit index, as (index, "add" or
+        "rem", "host:port"). pysyncobj means to refuse a change while another is uncommitted,
+        but the index it checks (__changeClusterIDx) is never set, so it never refuses."""
+        def scan():
+            out = []
+            for command, idx, _term in self._SyncObj__getEntries(self.raftCommitIndex + 1):
+                req = self._SyncObj__parseChangeClusterRequest(command)
+                if req is not None:
+                    out.append((idx, str(req[0]), str(req[1])))
+            return out
+        return self.on_raft_thread(scan, timeout)
 
     def _SyncObj__onMessageReceived(self, node, message):
         self.fenced_messages += 1
@@ -135,11 +207,15 @@ def without_unchecked_commit(message: Any) -> Any:
     return message
 
 
+def journal_path(cfg: RaftConfig) -> str:
+    return os.path.join(cfg.data_dir, "journal.bin")
+
+
 def raft_conf(cfg: RaftConfig) -> SyncObjConf:
     os.makedirs(cfg.data_dir, exist_ok=True)
     return SyncObjConf(
         password=cfg.password,
-        journalFile=os.path.join(cfg.data_dir, "journal.bin"),
+        journalFile=journal_path(cfg),
         fullDumpFile=os.path.join(cfg.data_dir, "dump.bin"),
         # The 30 s default lets a leader that lost its majority act for half a minute.
         leaderFallbackTimeout=cfg.leader_fallback_s,
@@ -151,6 +227,11 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
         raftMinTimeout=1.5,
         raftMaxTimeout=3.0,
         connectionTimeout=3.5,
+        # pysyncobj's 5 s default: a follower restarted while the leader waited to redial it
+        # (the side with the higher address dials) heard no leader within its election
+        # timeout and, connected to the others, deposed it. Redialling within a second is
+        # well inside raftMinTimeout.
+        connectionRetryTime=1.0,
         logCompactionMinEntries=20000,
         logCompactionMinTime=60,
         # Compaction pickles and gzips the whole schedule. Without a fork it runs on the Raft
@@ -161,7 +242,53 @@ def raft_conf(cfg: RaftConfig) -> SyncObjConf:
     )
 
 
+_MEMBERSHIP = _syncobj_module._COMMAND_TYPE.MEMBERSHIP
+
+
+def membership_above_commit(path: str) -> list[tuple[int, str, str]]:
+    """The membership changes a journal holds above the commit index it saved, as (index,
+    "add" or "rem", "host:port"). pysyncobj replays only up to that index at start, and saves
+    it once a second, so these are the changes a restart does not apply until the leader
+    commits them again."""
+    if not os.path.exists(path):
+        return []
+    journal = FileJournal(path)
+    try:
+        commit = journal.getRaftCommitIndex()
+        out = []
+        for i in range(len(journal)):
+            command, idx, _term = journal[i]
+            if idx > commit and command[:1] == bytes([_MEMBERSHIP]):
+                req = _pickle.loads(command[1:])
+                out.append((idx, str(req[0]), str(req[1])))
+        return out
+    finally:
+        journal._destroy()
+
+
+def check_membership_on_start(cfg: RaftConfig) -> None:
+    """Refuse to start a member whose config leaves out a membership change that its journal
+    holds but has not applied. pysyncobj would start with the configured group and count votes
+    over it until the leader commits the change again: a member restarted with its old config
+    right after the group grew could elect itself in a group too small (with no peers, alone)."""
+    configured = set(cfg.peers) | {cfg.self}
+    members = set(configured)
+    path = journal_path(cfg)
+    ahead = membership_above_commit(path)
+    for _idx, kind, addr in ahead:
+        (members.add if kind == "add" else members.discard)(addr)
+    if members != configured:
+        changes = ", ".join(f"{kind} {addr} at index {idx}" for idx, kind, addr in ahead)
+        if cfg.self not in members:
+            raise ConfigError(f"the journal {path} removes this node from the Raft group ({changes}): wipe "
+                              "raft.data_dir before it starts again (it then rejoins empty if it is still a member; "
+                              "otherwise add it again)")
+        raise ConfigError(f"the journal {path} holds membership changes not applied yet ({changes}): "
+                          f"set [raft] peers to {sorted(members - {cfg.self})} and start again")
+
+
 def make_node(cfg: RaftConfig) -> tuple[SyncObj, ReplicatedSchedule]:
+    check_membership_on_start(cfg)
     state = ReplicatedSchedule(cfg)
     node = DurableSyncObj(cfg.self, list(cfg.peers), raft_conf(cfg), consumers=[state])
     return node, state

@@ -1,5 +1,6 @@
-"""The orchestrator process: a Raft member that schedules while it leads, and a small read
-API (HTTP, bearer internal token) from which gateways fetch committed job records."""
+"""The orchestrator process: a Raft member that schedules while it leads, and a small internal
+API (HTTP, bearer internal token) from which gateways fetch committed job records and through
+which operators change the Raft membership (POST /raft/members, see membership.py)."""
 from __future__ import annotations
 
 import hmac
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 from ..config import Config, split_hostport
 from .leader import Leader, StepDown
+from .membership import ChangeRefused, MembershipChanger, config_drift, parse_change
 from .raft import make_node
 
 log = logging.getLogger("taskforce.orchestrator")
@@ -37,12 +39,18 @@ def raft_status(node, state) -> dict:
         "members": sorted(members),
         "connected": {k[len("partner_node_status_server_"):]: v == 2 for k, v in st.items()
                       if k.startswith("partner_node_status_server_")},
+        # the leader's view of how far each member holds its log; empty on a follower
+        "match_idx": {k[len("match_idx_server_"):]: v for k, v in st.items() if k.startswith("match_idx_server_")},
         "schedule": summary,
     }
 
 
+MAX_BODY = 4096
+
+
 def make_http(cfg: Config, node, state) -> ThreadingHTTPServer:
     token = cfg.need("raft").internal_token.encode()
+    changer = MembershipChanger(node, lambda: raft_status(node, state))
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt, *args):  # the journal gets enough from the service itself
@@ -61,10 +69,41 @@ def make_http(cfg: Config, node, state) -> ThreadingHTTPServer:
                 # answer, and no traceback for the journal.
                 pass
 
-        def do_GET(self):
+        def _authorized(self) -> bool:
             auth = self.headers.get("Authorization", "")
-            if not hmac.compare_digest(auth.encode(), b"Bearer " + token):
-                return self._send(401, {"detail": "bad or missing internal token"})
+            if hmac.compare_digest(auth.encode(), b"Bearer " + token):
+                return True
+            self._send(401, {"detail": "bad or missing internal token"})
+            return False
+
+        def do_POST(self):
+            if not self._authorized():
+                return
+            if urlparse(self.path).path != "/raft/members":
+                return self._send(404, {"detail": "no such path"})
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                n = -1
+            if not 0 <= n <= MAX_BODY:
+                return self._send(413 if n > MAX_BODY else 422, {"detail": f"send a JSON body of at most {MAX_BODY} bytes"})
+            try:
+                body = json.loads(self.rfile.read(n) or b"null")
+            except ValueError:
+                body = None
+            try:
+                st = changer.change(parse_change(body))
+            except ChangeRefused as e:
+                return self._send(e.code, e.body())
+            except Exception as e:
+                log.exception("raft membership: a change failed")
+                return self._send(500, {"detail": f"the change failed: {e!r}; check the members before you retry",
+                                        "reason": "error"})
+            return self._send(200, st)
+
+        def do_GET(self):
+            if not self._authorized():
+                return
             u = urlparse(self.path)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
             if u.path == "/status":
@@ -101,7 +140,13 @@ def run(cfg: Config) -> int:
     log.info("orchestrator %s up; peers %s; read API on %s", raft.self, raft.peers, raft.http_listen)
     leader = Leader(cfg, node, state)
     backoff = 0.1
+    drift_checked = False
     while not stop.is_set():
+        if not drift_checked and node.isReady():
+            drift_checked = True
+            drift = config_drift(raft.self, raft.peers, raft_status(node, state)["members"])
+            if drift:
+                log.warning("%s", drift)
         if not leader.is_leader():
             stop.wait(0.05)
             continue
