@@ -4,7 +4,8 @@
 #   make upgrade-build UPGRADE_VERSION=0.1.1             a copy of the app with that version, as a wheelhouse
 #   make upgrade-proof UPGRADE_VERSION=0.1.1             upgrade the lab to it under the drills' workload
 #   make lab-scale-out SCALE_NODE=worker3                 boot a lab worker node and add it (scale.yml)
-#   make lab-scale-in SCALE_NODE=worker3                  drain it, remove it, firewalls forget it
+#   make lab-scale-out SCALE_NODE=core4,core5             the same for two core nodes (RabbitMQ, Raft, gateway)
+#   make lab-scale-in SCALE_NODE=worker3                  drain it, remove it, configs and firewalls forget it
 #   make scale-proof                                      no-op throughput with 2 worker nodes, 3, then 2 again
 #
 # Commands that touch the lab belong under the shared lock when other people use it:
@@ -51,13 +52,13 @@ ops-start: ## start a stopped cluster in a safe order, then verify (playbooks/st
 ops-teardown: ## remove TaskForce and its data from OPS_INVENTORY's hosts (asks for a confirmation)
 	$(OPS_PLAYBOOK) -i $(OPS_INVENTORY) playbooks/teardown.yml $(OPS_ARGS)
 
-lab-scale-out: ## boot lab node SCALE_NODE (a worker) and add it to the cluster (playbooks/scale.yml)
+lab-scale-out: ## boot lab node(s) SCALE_NODE (workers, or core nodes two at a time) and add them (playbooks/scale.yml)
 	$(OPS_PYTHON) -m lab add $(SCALE_NODE)
 	$(OPS_PLAYBOOK) -i inventories/lab playbooks/scale.yml -e scale_nodes=$(SCALE_NODE)
 
-lab-scale-in: ## drain lab worker SCALE_NODE, remove it from the lab, and let the firewalls forget it
+lab-scale-in: ## drain lab node(s) SCALE_NODE, take them out of the cluster and the lab; configs and firewalls forget them
 	$(OPS_PLAYBOOK) -i inventories/lab playbooks/remove-node.yml -e scale_remove=$(SCALE_NODE)
-	$(OPS_PYTHON) -m lab remove $(SCALE_NODE)
+	for n in $$(echo $(SCALE_NODE) | tr , ' '); do $(OPS_PYTHON) -m lab remove $$n || exit 1; done
 	$(OPS_PLAYBOOK) -i inventories/lab playbooks/scale.yml
 
 scale-proof: ## no-op throughput on the lab with its worker nodes, with SCALE_NODE added, and after its removal, in one run
