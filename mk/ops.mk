@@ -7,6 +7,7 @@
 #   make lab-scale-out SCALE_NODE=core4,core5             the same for two core nodes (RabbitMQ, Raft, gateway)
 #   make lab-scale-in SCALE_NODE=worker3                  drain it, remove it, configs and firewalls forget it
 #   make scale-proof                                      no-op throughput with 2 worker nodes, 3, then 2 again
+#   make scale-core-proof                                 add core4,core5 and take them out again, under load
 #
 # Commands that touch the lab belong under the shared lock when other people use it:
 #   flock /work/lab.lock make upgrade-proof ...
@@ -20,9 +21,10 @@ UPGRADE_WHEELHOUSE ?= build/upgrade-wheelhouse
 SCALE_NODE    ?= worker3
 SCALE_JOBS    ?= 2000
 SCALE_ARGS    ?=
+CORE_NODES    ?= core4,core5
 OPS_OUT       ?= reports/ops-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: upgrade upgrade-build upgrade-proof ops-stop ops-start ops-teardown lab-scale-out lab-scale-in scale-proof
+.PHONY: upgrade upgrade-build upgrade-proof ops-stop ops-start ops-teardown lab-scale-out lab-scale-in scale-proof scale-core-proof
 
 upgrade: ## rolling upgrade (playbooks/upgrade.yml) of OPS_INVENTORY to the wheelhouse in build/ (OPS_ARGS for -e ...)
 	$(OPS_PLAYBOOK) -i $(OPS_INVENTORY) playbooks/upgrade.yml $(OPS_ARGS)
@@ -65,3 +67,9 @@ scale-proof: ## no-op throughput on the lab with its worker nodes, with SCALE_NO
 	$(OPS_PYTHON) -m drills.throughput --inventory inventories/lab --jobs $(SCALE_JOBS) --out $(OPS_OUT)-scale/throughput.json $(SCALE_ARGS) \
 	  --step "$(MAKE) --no-print-directory lab-scale-out SCALE_NODE=$(SCALE_NODE)" \
 	  --step "$(MAKE) --no-print-directory lab-scale-in SCALE_NODE=$(SCALE_NODE)"
+
+scale-core-proof: ## add the core nodes CORE_NODES to the lab and take them out again while the drills' workload runs; the checker judges
+	$(OPS_PYTHON) -m drills.under_load --inventory inventories/lab --name scale-core --out $(OPS_OUT)-scale-core -- \
+	  bash -c 't0=$$(date +%s); $(MAKE) --no-print-directory lab-scale-out SCALE_NODE=$(CORE_NODES) || exit 1; t1=$$(date +%s); \
+	    $(MAKE) --no-print-directory lab-scale-in SCALE_NODE=$(CORE_NODES) || exit 1; t2=$$(date +%s); \
+	    echo "scale-core: added $(CORE_NODES) in $$((t1 - t0)) s, removed them in $$((t2 - t1)) s"'

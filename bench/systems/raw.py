@@ -86,3 +86,6 @@ class Raw(UnitConsumers):
             except Exception:
                 pass   # a connection of another thread, already gone
         self._conns.clear()
+        # The next round opens new connections in every thread: one kept from this round sits
+        # unserviced meanwhile, and the broker drops it for missed heartbeats.
+        self._local = threading.local()

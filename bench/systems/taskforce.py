@@ -168,5 +168,8 @@ def install_variant(lab: Lab, wheel) -> None:
         lab.run(node, f"rm -rf {VARIANT_VENV} && python3 -m venv {VARIANT_VENV} && "
                       f"echo $(ls -d {DEPLOYED_SITE}) > $(ls -d {VARIANT_VENV}/lib/python3*/site-packages)/zz-deployed.pth")
         lab.put(node, wheel, f"{NODE_DIR}/{wheel.name}")
-        lab.run(node, f"{VARIANT_VENV}/bin/pip install -q --no-index --no-deps {NODE_DIR}/{wheel.name}")
+        # --ignore-installed: the deployed taskforce, seen through the .pth line, often has the
+        # same version, and pip would otherwise count it as installed and install nothing.
+        lab.run(node, f"{VARIANT_VENV}/bin/pip install -q --no-index --no-deps --ignore-installed {NODE_DIR}/{wheel.name}"
+                      f" && test -x {VARIANT_VENV}/bin/taskforce")
         say(f"{node}: variant worker from {wheel.name} in {VARIANT_VENV}")
