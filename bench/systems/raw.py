@@ -45,6 +45,10 @@ class Raw(UnitConsumers):
         return c
 
     def setup(self) -> None:
+        # Every run opens new connections in every thread: one kept from the previous run sat
+        # unserviced meanwhile (a blocking connection only does I/O when called), and the
+        # broker has dropped it for missed heartbeats.
+        self._close_all()
         conn, _ = self._conn(0)
         ch = conn.channel()
         ch.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
@@ -78,14 +82,15 @@ class Raw(UnitConsumers):
     def submit_one(self, client: int) -> tuple[str, float]:
         return self.submit_batch(client, 1)[0]
 
-    def teardown(self) -> None:
-        self.files.end()
+    def _close_all(self) -> None:
         for conn in self._conns:
             try:
                 conn.close()
             except Exception:
                 pass   # a connection of another thread, already gone
         self._conns.clear()
-        # The next round opens new connections in every thread: one kept from this round sits
-        # unserviced meanwhile, and the broker drops it for missed heartbeats.
         self._local = threading.local()
+
+    def teardown(self) -> None:
+        self.files.end()
+        self._close_all()
