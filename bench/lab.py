@@ -116,13 +116,15 @@ class Lab:
             self.run(node, f"systemctl {verb} " + " ".join(shlex.quote(u) for u in units))
 
     def unit_readings(self, node: str, units: Iterable[str]) -> dict[str, dict]:
-        """CPU seconds (the unit's cgroup, children included) and the main process's RSS, per unit."""
+        """CPU seconds (the unit's cgroup, children included) and the main process's RSS, per unit.
+        The cgroup's cpu.stat is under /sys/fs/cgroup on a unified hierarchy and under
+        /sys/fs/cgroup/unified on a hybrid one (what the lab's nodes see on this host)."""
         units = list(units)
         if not units:
             return {}
         script = ("for u in " + " ".join(shlex.quote(u) for u in units) + "; do "
                   "cg=$(systemctl show -p ControlGroup --value \"$u\"); pid=$(systemctl show -p MainPID --value \"$u\"); "
-                  "usec=$(awk '/^usage_usec/{print $2}' /sys/fs/cgroup$cg/cpu.stat 2>/dev/null); "
+                  "usec=$(cat /sys/fs/cgroup$cg/cpu.stat /sys/fs/cgroup/unified$cg/cpu.stat 2>/dev/null | awk '/^usage_usec/{print $2; exit}'); "
                   "rss=$(awk '/^VmRSS/{print $2}' /proc/$pid/status 2>/dev/null); "
                   "echo \"$u ${usec:--} ${rss:--}\"; done")
         out: dict[str, dict] = {}

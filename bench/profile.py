@@ -1,7 +1,13 @@
 """Where the time goes: py-spy (run on the controller against the host PID of a process inside
-a lab node; nspawn shares the kernel) samples the Raft leader and a gateway under load while
-they are on CPU, and the collapsed stacks are summarised as the functions with the most
-samples, inclusive and self."""
+a lab node; nspawn shares the kernel) samples the Raft leader and a gateway under load, only
+the thread that holds the GIL (`--gil`), and the collapsed stacks are summarised as the
+functions with the most samples, inclusive and self.
+
+Why the GIL: py-spy tells a thread on CPU from an idle one by the OS thread it maps it to, and
+for a process in a lab node it cannot map them, so without `--gil` every thread of the process
+counts as busy in every sample (an idle gateway gave 47 "busy" threads). The thread holding
+the GIL is the one running Python code, which is the time these processes can spend: one core
+at most."""
 from __future__ import annotations
 
 import shutil
@@ -13,7 +19,7 @@ from typing import Optional
 
 from .lab import Lab, say
 
-RATE = 100   # samples per second; py-spy records on-CPU samples only (no --idle)
+RATE = 100   # samples per second
 
 
 def py_spy() -> Optional[str]:
@@ -28,14 +34,14 @@ def start(lab: Lab, node: str, unit: str, seconds: float, out: Path) -> Optional
         say(f"profile: cannot sample {node}/{unit} (py-spy {'found' if exe else 'missing'}, pid {pid})")
         return None
     return subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(RATE),
-                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                             "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def summarise(collapsed: str, seconds: float = 0.0, rate: int = RATE, top: int = 12) -> dict:
-    """From py-spy's raw (collapsed) output of on-CPU samples: how busy the process was
-    (samples over the samples one fully busy thread would give), and the top frames by
-    inclusive and by self count, as shares of the on-CPU samples."""
+    """From py-spy's raw (collapsed) output of GIL-holding samples: how busy the process was
+    (samples over the samples a GIL held all the time would give), and the top frames by
+    inclusive and by self count, as shares of those samples."""
     inclusive: Counter = Counter()
     self_: Counter = Counter()
     total = 0

@@ -73,8 +73,8 @@ def markdown(res: dict) -> str:
     for who, prof in (res.get("profile") or {}).items():
         if not prof:
             continue
-        lines += ["", f"## Profile: {who} under saturation (py-spy, {prof['samples']} on-CPU samples at 100 Hz, "
-                  f"{prof['busy_pct_of_one_core']} % of one core)", "",
+        lines += ["", f"## Profile: {who} under saturation (py-spy, {prof['samples']} samples holding the GIL at 100 Hz: "
+                  f"the GIL held {prof['busy_pct_of_one_core']} % of the time)", "",
                   "| inclusive | % of samples | self | % of samples |", "|---|---:|---|---:|"]
         for a, b in zip(prof["top_inclusive"], prof["top_self"]):
             lines.append(f"| `{a[0]}` | {a[1]} | `{b[0]}` | {b[1]} |")
