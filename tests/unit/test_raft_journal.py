@@ -106,3 +106,56 @@ def test_the_schedule_compacts_in_a_child_and_a_restarted_member_reads_it_back(t
         assert state.s.epoch == 1
     finally:
         node.destroy()
+
+
+def _log(first: int, last: int, term: int) -> list:
+    return [(b"c%d" % i, i, term) for i in range(first, last + 1)]
+
+
+def _append(prev: int, prev_term: int, term: int, entries: list) -> dict:
+    return {"type": "append_entries", "term": term, "commit_index": prev, "entries": entries,
+            "prevLogIdx": prev, "prevLogTerm": prev_term}
+
+
+def _from(log: list):
+    return lambda i: [e for e in log if e[1] >= i]
+
+
+def test_a_resend_inside_a_followers_log_of_the_same_term_deletes_nothing():
+    from taskforce.orchestrator.raft import without_needless_truncation
+    log = _log(1, 20, 3)
+    resend = _append(10, 3, 3, _log(11, 14, 3))
+    out = without_needless_truncation(resend, 20, _from(log))
+    assert (out["prevLogIdx"], out["prevLogTerm"], out["entries"]) == (20, 3, [])
+    assert resend["prevLogIdx"] == 10 and len(resend["entries"]) == 4   # the caller's message is not changed
+    heartbeat = _append(12, 3, 3, [])
+    assert without_needless_truncation(heartbeat, 20, _from(log))["prevLogIdx"] == 20
+
+
+def test_messages_that_reach_past_the_followers_log_are_left_alone():
+    from taskforce.orchestrator.raft import without_needless_truncation
+    log = _log(1, 20, 3)
+    longer = _append(10, 3, 3, _log(11, 25, 3))
+    assert without_needless_truncation(longer, 20, _from(log)) is longer
+    at_end = _append(20, 3, 3, [])
+    assert without_needless_truncation(at_end, 20, _from(log)) is at_end
+
+
+def test_a_tail_of_another_term_or_a_mismatch_is_left_to_pysyncobj():
+    from taskforce.orchestrator.raft import without_needless_truncation
+    # entries 16-20 came from a deposed leader of term 2: only the leader of term 3 can say what replaces them
+    log = _log(1, 15, 3) + _log(16, 20, 2)
+    msg = _append(10, 3, 3, _log(11, 12, 3))
+    assert without_needless_truncation(msg, 20, _from(log)) is msg
+    # no match at prevLogIdx: pysyncobj refuses and the leader goes back
+    log = _log(1, 20, 3)
+    msg = _append(10, 2, 4, [])
+    assert without_needless_truncation(msg, 20, _from(log)) is msg
+    # a newer leader (term 4) resending entries of term 3 while ours beyond are of term 3: left alone
+    msg = _append(10, 3, 4, _log(11, 12, 3))
+    assert without_needless_truncation(msg, 20, _from(log)) is msg
+    # snapshots and split transmissions are not regular appends
+    for other in ({"type": "append_entries", "term": 3, "commit_index": 0, "serialized": b"x"},
+                  dict(_append(10, 3, 3, []), transmission="start", data=b"x"),
+                  {"type": "request_vote", "term": 5}):
+        assert without_needless_truncation(other, 20, _from(log)) is other

@@ -189,7 +189,9 @@ class DurableSyncObj(SyncObj):
 
     def _SyncObj__onMessageReceived(self, node, message):
         self.fenced_messages += 1
-        return super()._SyncObj__onMessageReceived(node, without_unchecked_commit(message))
+        message = without_unchecked_commit(message)
+        message = without_needless_truncation(message, self._SyncObj__getCurrentLogIndex(), self._SyncObj__getEntries)
+        return super()._SyncObj__onMessageReceived(node, message)
 
 
 def without_unchecked_commit(message: Any) -> Any:
@@ -205,6 +207,41 @@ def without_unchecked_commit(message: Any) -> Any:
             and "prevLogIdx" not in message and message.get("commit_index")):
         message = dict(message, commit_index=0)
     return message
+
+
+def without_needless_truncation(message: Any, last_index: int, entries_from) -> Any:
+    """pysyncobj's follower deletes every entry after an append_entries' prevLogIdx before it
+    appends the message's entries, conflict or not. A leader that resends from an older index
+    (after a reset, a reconnect, a lost reply) thus makes a follower drop entries it has already
+    acknowledged, and the leader may have counted them toward a commit: for a while a
+    committed entry is on fewer members than a majority ("truncating already-applied log
+    entries", seen on followers of the lab under load, several times a minute). Raft deletes
+    only from the first conflict.
+
+    Here, when the follower holds more than the message covers, the message matches at
+    prevLogIdx, and every entry after it has the message's own term (so it came from this
+    leader, whose log holds it at that index: one leader per term, and a leader never
+    truncates its own log), the message becomes a heartbeat at the follower's last entry:
+    nothing is deleted, and the follower answers with its true next index. A tail from any
+    other term is left to pysyncobj: only the leader can say what replaces it.
+    entries_from(i) gives this node's entries from index i on, as (command, index, term)."""
+    if (not isinstance(message, dict) or message.get("type") != "append_entries"
+            or "prevLogIdx" not in message or "transmission" in message):
+        return message
+    entries = message.get("entries") or []
+    prev = message["prevLogIdx"]
+    covered = entries[-1][1] if entries else prev
+    if last_index <= covered:
+        return message   # the common case: nothing of ours lies beyond the message
+    tail = entries_from(prev)
+    if not tail or tail[0][1] != prev or tail[0][2] != message.get("prevLogTerm"):
+        return message   # no match at prevLogIdx: pysyncobj asks the leader to go back
+    term = message.get("term")
+    beyond = tail[1:]
+    if not beyond or any(e[2] != term for e in beyond) or any(e[2] != term for e in entries):
+        return message
+    last = beyond[-1]
+    return dict(message, prevLogIdx=last[1], prevLogTerm=last[2], entries=[])
 
 
 def journal_path(cfg: RaftConfig) -> str:
