@@ -64,6 +64,12 @@ def operation_drill(name: str, argv: list[str], result: dict) -> Drill:
 
         fid = ctx.inject(f"operation: {' '.join(argv)}", victims, start)
         op.join()
+        # The operation may have added or removed machines: the health checks that follow ask
+        # for the cluster the inventory now describes. The workload's client keeps the gateways
+        # it started with, as a client configured before the change would.
+        reload = getattr(t, "reload", None)
+        if reload is not None:
+            reload()
         ctx.check("the operation exited 0", result.get("rc") == 0, f"exit status {result.get('rc')}")
         ctx.heal(fid, label="operation done")
 

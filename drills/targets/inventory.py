@@ -104,8 +104,19 @@ class InventoryTarget(Target):
 
     def __init__(self, inventory_dir: Path, gateway_urls: Optional[list[str]] = None) -> None:
         super().__init__()
+        self.inventory_dir, self._gateway_urls = inventory_dir, gateway_urls
+        self.reload()
+        tokens = self.inv.secrets().get("api_tokens") or {}
+        self.token = os.environ.get("TASKFORCE_TOKEN") or tokens.get("client") or tokens.get("admin") or ""
+        if not self.token:
+            raise Refused(f"no API token: set TASKFORCE_TOKEN, or roll out with site.yml so that "
+                          f"{self.inv.dir / '.secrets.yml'} holds api_tokens")
+
+    def reload(self) -> None:
+        """Read the topology from the inventory again: after an operation that added or removed
+        machines, health means the cluster the inventory now describes."""
+        inventory_dir, gateway_urls = self.inventory_dir, self._gateway_urls
         self.inv = Inventory(inventory_dir)
-        self.inventory_dir = inventory_dir
         missing = [g for g in ("rabbitmq", "orchestrators", "gateways") if not self.inv.groups.get(g)]
         if missing:
             raise Refused(f"inventory {inventory_dir} has no hosts in {', '.join(missing)}")
@@ -131,11 +142,6 @@ class InventoryTarget(Target):
                           gws[i].node if i < len(gws) else f"gw{i + 1}", unit=UNITS["gateway"], address=u.rstrip("/"))
                 for i, u in enumerate(gateway_urls)]
         self.components = comps
-        tokens = self.inv.secrets().get("api_tokens") or {}
-        self.token = os.environ.get("TASKFORCE_TOKEN") or tokens.get("client") or tokens.get("admin") or ""
-        if not self.token:
-            raise Refused(f"no API token: set TASKFORCE_TOKEN, or roll out with site.yml so that "
-                          f"{self.inv.dir / '.secrets.yml'} holds api_tokens")
 
     def orchestrator_at(self, raft_address: Optional[str]) -> Optional[Component]:
         if not raft_address:
