@@ -85,5 +85,16 @@ def test_a_type_whose_workers_all_went_quiet_waits_on_their_queue_not_on_default
     assert route(request_with(PY, quiet_java), JobSpec(type="jvm_info")).queue == "java"
 
 
+def test_with_every_worker_quiet_the_workers_last_seen_route():
+    # Seen in leader-isolate on the lab: a gateway cut off from every heartbeat sent a jvm_info
+    # job to default, where a Python worker failed it on every attempt.
+    quiet_py = (["default", "python"], ["noop", "py_info"], False)
+    quiet_java = (["default", "java"], ["noop", "jvm_info"], False)
+    req = request_with(quiet_py, quiet_java)
+    assert route(req, JobSpec(type="jvm_info")).queue == "java"
+    assert route(req, JobSpec(type="py_info")).queue == "python"
+    assert route(req, JobSpec(type="noop")).queue == "default"
+
+
 def test_a_type_nobody_ever_served_stays_on_default():
     assert route(request_with(PY, JAVA), JobSpec(type="unknown")).queue == "default"

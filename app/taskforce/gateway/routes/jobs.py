@@ -54,7 +54,10 @@ def route(request: Request, spec: JobSpec) -> JobSpec:
     if "queue" in spec.model_fields_set:
         return spec
     workers = request.app.state.feed.worker_list(time.time())
-    consumers = _consumers(spec.type, [hb for hb in workers if hb["alive"]])
+    # With no live worker in view at all (a partition can cut every heartbeat off from this
+    # gateway), the workers last seen decide, rather than everything going to `default`.
+    live = [hb for hb in workers if hb["alive"]] or workers
+    consumers = _consumers(spec.type, live)
     if not consumers or all(consumers.get("default", [False])):
         return spec
     able = _able(consumers)
