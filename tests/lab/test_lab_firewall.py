@@ -59,6 +59,8 @@ def test_each_port_opens_only_to_the_hosts_that_need_it(tmp_path):
     assert "10.0.0.21" in rule(out["c1"], "5672")[0]
     assert "10.0.0.21" not in rule(out["c1"], "4369")[0]
     assert rule(out["c1"], "8080") == ["tcp dport 8080 accept"]
+    # The orchestrators' internal API: gateways read records, orchestrators change the membership.
+    assert rule(out["c1"], "7100") == ["ip saddr { 10.0.0.11, 10.0.0.12, 10.0.0.13 } tcp dport 7100 accept"]
     # A worker opens nothing but SSH.
     assert rule(out["w1"], "5672") == [] and rule(out["w1"], "4321") == [] and "dport 22 accept" in out["w1"]
     assert "policy drop" in out["w1"]
@@ -67,4 +69,5 @@ def test_each_port_opens_only_to_the_hosts_that_need_it(tmp_path):
 def test_a_cluster_without_gateways_renders_no_empty_set(tmp_path):
     out = render(tmp_path, {"o1": "10.0.0.31"}, {"rabbitmq": ["o1"], "orchestrators": ["o1"]})
     assert "{  }" not in out["o1"] and "{ }" not in out["o1"]
-    assert rule(out["o1"], "7100") == []
+    # With no gateway, the internal API is open to the orchestrators alone.
+    assert rule(out["o1"], "7100") == ["ip saddr { 10.0.0.31 } tcp dport 7100 accept"]
